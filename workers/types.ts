@@ -1,0 +1,77 @@
+// The contract between the main thread (which fetches) and the scoring worker (which only computes).
+// Everything here is plain data so it crosses the thread boundary by structured clone.
+
+export interface ScoringWeights {
+  searchBase: number
+  searchHalfLifeDays: number
+  purchaseBase: number
+  purchaseHalfLifeDays: number
+}
+
+export interface SearchEvent {
+  category: string
+  /** epoch milliseconds */
+  at: number
+}
+
+export interface PurchaseEvent {
+  itemId: number
+  category: string
+  /** epoch milliseconds */
+  at: number
+}
+
+export interface PopularItem {
+  itemId: number
+  category: string
+  /** recency-weighted purchase count, computed in SQL */
+  score: number
+}
+
+/** Global statistics, refreshed in the background. Sent to workers as a JSON string with a version
+ *  so that a worker parses it once per version, not once per task. */
+export interface GlobalStats {
+  /** category names by global popularity, best first (ties broken by name) */
+  categoryPopularity: Array<{ category: string, score: number }>
+  /** for each category: the categories users also engage with, with the number of shared users */
+  cooccurrence: Record<string, Array<{ category: string, users: number }>>
+  /** per category: its most popular items, best first (ties broken by item id) */
+  itemsByCategory: Record<string, PopularItem[]>
+}
+
+export interface ScoreTask {
+  userId: number
+  searches: SearchEvent[]
+  purchases: PurchaseEvent[]
+  /** max items to return (1..100) */
+  limit: number
+  /** epoch ms: the clock is passed in so results are reproducible */
+  now: number
+  weights: ScoringWeights
+  modelVersion: string
+  statsVersion: number
+  statsJson: string
+}
+
+export interface CategoryScore { category: string, score: number }
+export interface ItemRecommendation { item_id: number, category: string, score: number, reason: string }
+
+export interface RecommendationBody {
+  user_id: number
+  recommendations: {
+    weightage: number
+    search_weight: number
+    purchase_weight: number
+    recommended_categories: string[]
+    explore_categories: string[]
+    category_scores: CategoryScore[]
+    items: ItemRecommendation[]
+  }
+  metadata: {
+    search_count: number
+    purchase_count: number
+    cold_start: boolean
+    model_version: string
+    generated_at: string
+  }
+}
