@@ -1,0 +1,76 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import rateLimit from '@fastify/rate-limit'
+import type { Config } from './config.ts'
+import { RecError, errorBody } from './lib/errors.ts'
+import metricsPlugin from './plugins/metrics.ts'
+import mysqlPlugin from './plugins/mysql.ts'
+import redisPlugin from './plugins/redis.ts'
+import scorerPlugin from './plugins/scorer.ts'
+import statsPlugin from './plugins/stats.ts'
+import recommenderPlugin from './plugins/recommender.ts'
+import healthRoutes from './routes/health.ts'
+import recommendRoutes from './routes/recommend.ts'
+import batchRoutes from './routes/batch.ts'
+import invalidateRoutes from './routes/invalidate.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance { shuttingDown: boolean }
+}
+
+export function trustProxyOption (value: string): FastifyServerOptions['trustProxy'] {
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean)
+  return list.length ? list : false
+}
+
+/** Builds the whole service without listening, so tests use inject or port 0 on the same app. */
+export async function buildApp (config: Config, fastifyOpts: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: { level: config.LOG_LEVEL },
+    trustProxy: trustProxyOption(config.TRUST_PROXY),
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+    // Fastify's own Ajv setup, but without turning "1.5" into 1 or "" into 0 behind our back.
+    ajv: { customOptions: { coerceTypes: true, removeAdditional: false } },
+    ...fastifyOpts
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.decorate('shuttingDown', false)
+  app.addHook('onRequest', async (_req, reply) => { reply.header('x-served-by', config.REPLICA_ID) })
+
+  app.setErrorHandler((err, req, reply) => {
+    if (err instanceof RecError) {
+      if (err.retryAfterS) reply.header('retry-after', String(err.retryAfterS))
+      if (err.statusCode >= 500) req.log.warn({ err }, 'request failed: dependency unavailable or overloaded')
+      return reply.code(err.statusCode).send(errorBody(err.statusCode, err.code, err.message, err.statusCode >= 500 ? req.id : undefined))
+    }
+    const e = err as { validation?: unknown, statusCode?: number, code?: string, message: string }
+    if (e.validation) {
+      return reply.code(400).send(errorBody(400, 'REC_ERR_VALIDATION', e.message))
+    }
+    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+      return reply.code(e.statusCode).send(errorBody(e.statusCode, e.code ?? 'REC_ERR_BAD_REQUEST', e.message))
+    }
+    req.log.error({ err }, 'unhandled error')
+    return reply.code(500).send(errorBody(500, 'REC_ERR_INTERNAL', 'internal error', req.id))
+  })
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(errorBody(404, 'REC_ERR_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0]} not found`))
+  })
+
+  await app.register(metricsPlugin)
+  if (config.RATE_LIMIT_MAX > 0) {
+    await app.register(rateLimit, { max: config.RATE_LIMIT_MAX, timeWindow: 60_000, allowList: (req) => req.url.startsWith('/health') })
+  }
+  await app.register(mysqlPlugin, { config })
+  await app.register(redisPlugin, { config })
+  await app.register(scorerPlugin, { config })
+  await app.register(statsPlugin, { config })
+  await app.register(recommenderPlugin, { config })
+
+  await app.register(healthRoutes, { config })
+  await app.register(recommendRoutes, { config })
+  await app.register(batchRoutes, { config })
+  await app.register(invalidateRoutes, { config })
+  return app
+}

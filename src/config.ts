@@ -1,0 +1,106 @@
+import { hostname, availableParallelism } from 'node:os'
+import { Type, type Static, type TSchema } from 'typebox'
+import { Value } from 'typebox/value'
+
+const Int = (def: number, min: number, max: number, description: string) =>
+  Type.Integer({ default: def, minimum: min, maximum: max, description })
+const Num = (def: number, min: number, max: number, description: string) =>
+  Type.Number({ default: def, minimum: min, maximum: max, description })
+const Url = (def: string, scheme: string, description: string) =>
+  Type.String({ default: def, pattern: `^${scheme}://`, description })
+
+const threads = Math.max(1, availableParallelism() - 1)
+
+/** Every variable the service reads, with its default and bounds. `.env.example` and the README's
+ *  configuration table are written from this one list. */
+export const ConfigSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development', description: 'development | production | test' }),
+  HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'interface to listen on' }),
+  PORT: Int(3000, 0, 65535, 'HTTP port (0 = any free port)'),
+  REPLICA_ID: Type.String({ default: `${hostname()}-${process.pid}`, minLength: 1, maxLength: 64, description: 'sent as X-Served-By (default: hostname-pid)' }),
+  LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info', description: 'pino log level' }),
+  TRUST_PROXY: Type.String({ default: '', description: 'comma-separated proxy addresses/CIDRs whose X-Forwarded-* headers are trusted (empty = none)' }),
+
+  MYSQL_URL: Url('mysql://root@127.0.0.1:3306/recsvc', 'mysql', 'MySQL/MariaDB connection URL'),
+  MYSQL_POOL_SIZE: Int(20, 1, 500, 'connections in the mysql2 pool'),
+  MYSQL_QUEUE_LIMIT: Int(1000, 1, 100_000, 'requests waiting for a pooled connection before new ones fail'),
+  MYSQL_QUERY_TIMEOUT_MS: Int(2000, 50, 60_000, 'per-query timeout'),
+  MYSQL_CONNECT_TIMEOUT_MS: Int(2000, 50, 60_000, 'connect timeout'),
+
+  REDIS_URL: Url('redis://127.0.0.1:6379', 'rediss?', 'Redis connection URL'),
+  REDIS_KEY_PREFIX: Type.String({ default: 'recsvc:', maxLength: 64, description: 'prefix of every Redis key this service writes' }),
+  REDIS_COMMAND_TIMEOUT_MS: Int(300, 10, 60_000, 'per-command timeout'),
+  REDIS_CONNECT_TIMEOUT_MS: Int(1000, 50, 60_000, 'connect timeout'),
+
+  L1_MAX_ENTRIES: Int(100_000, 1, 10_000_000, 'in-process LRU: max entries'),
+  L1_MAX_BYTES: Int(64 * 1024 * 1024, 1024, 8 * 1024 * 1024 * 1024, 'in-process LRU: max bytes of cached bodies'),
+  L1_TTL_MS: Int(60_000, 1, 86_400_000, 'in-process LRU TTL'),
+  L2_TTL_S: Int(600, 1, 7 * 86_400, 'Redis TTL'),
+  NOT_FOUND_TTL_MS: Int(30_000, 1, 3_600_000, 'how long an unknown user id is remembered as 404'),
+
+  SCORER_THREADS: Int(threads, 1, 256, 'piscina worker threads (default: cores - 1)'),
+  SCORER_MAX_QUEUE: Int(1000, 1, 1_000_000, 'scoring tasks waiting for a thread before requests get 503'),
+  SCORER_TASK_TIMEOUT_MS: Int(2000, 10, 60_000, 'max time a request waits for its scoring task'),
+
+  SEARCH_BASE: Num(1, 0, 1000, 'weight of one search'),
+  SEARCH_HALF_LIFE_DAYS: Num(7, 0.01, 3650, 'half-life of a search, days'),
+  PURCHASE_BASE: Num(3, 0, 1000, 'weight of one purchase'),
+  PURCHASE_HALF_LIFE_DAYS: Num(14, 0.01, 3650, 'half-life of a purchase, days'),
+  HISTORY_DAYS: Int(90, 1, 3650, 'events older than this are ignored'),
+  HISTORY_MAX_EVENTS: Int(500, 1, 100_000, 'newest events per table read per user'),
+  MODEL_NAME: Type.String({ default: 'decay', pattern: '^[a-z0-9-]{1,32}$', description: 'model name; with the weights it forms model_version and the cache keys' }),
+
+  BATCH_MAX_IDS: Int(100, 1, 10_000, 'max user ids per batch request'),
+  DEFAULT_LIMIT: Int(10, 1, 100, 'items returned when ?limit= is absent'),
+  ADMIN_TOKEN: Type.String({ default: '', description: 'bearer token for admin endpoints (empty = admin endpoints always 401); at least 16 characters when set' }),
+  RATE_LIMIT_MAX: Int(0, 0, 10_000_000, 'requests per minute per client IP in the app (0 = off; NGINX limits per IP in front)'),
+
+  STATS_REFRESH_INTERVAL_S: Int(300, 1, 86_400, 'how often global statistics are recomputed (one replica at a time) and reloaded'),
+  STATS_ITEMS_PER_CATEGORY: Int(200, 1, 10_000, 'popular items kept in memory per category'),
+  SHUTDOWN_GRACE_MS: Int(10_000, 0, 600_000, 'time allowed for in-flight requests on SIGTERM')
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/** Reads the environment once. Unknown variables are ignored; a present but bad value throws
+ *  a ConfigError that names the variable, so start-up stops with a clear message. */
+export function loadConfig (env: Record<string, string | undefined> = process.env, overrides: Partial<Config> = {}): Config {
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const v = env[key]
+    if (v !== undefined && v !== '') raw[key] = v
+  }
+  const converted = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw)) as Record<string, unknown>
+  const merged: Record<string, unknown> = { ...converted, ...overrides }
+  const errors = [...Value.Errors(ConfigSchema, merged)]
+  if (errors.length > 0) {
+    const lines = errors.map((e) => {
+      const name = e.instancePath.replace(/^\//, '') || '(config)'
+      const options = (ConfigSchema.properties as Record<string, { anyOf?: Array<{ const: string }> }>)[name]?.anyOf
+      const message = options ? `must be one of ${options.map((o) => o.const).join(', ')}` : e.message
+      return `  ${name}=${JSON.stringify(merged[name] ?? env[name])}: ${message}`
+    })
+    throw new ConfigError(`invalid configuration:\n${[...new Set(lines)].join('\n')}`)
+  }
+  const config = merged as unknown as Config
+  if (config.ADMIN_TOKEN !== '' && config.ADMIN_TOKEN.length < 16) {
+    throw new ConfigError('invalid configuration:\n  ADMIN_TOKEN: must be at least 16 characters when set')
+  }
+  return config
+}
+
+export function describeConfig (): Array<{ name: string, default: unknown, description: string }> {
+  return Object.entries(ConfigSchema.properties).map(([name, schema]) => ({
+    name,
+    default: (schema as TSchema & { default?: unknown }).default,
+    description: (schema as TSchema & { description?: string }).description ?? ''
+  }))
+}
+
+export function modelVersion (c: Config): string {
+  return `${c.MODEL_NAME}-s${c.SEARCH_BASE}h${c.SEARCH_HALF_LIFE_DAYS}-p${c.PURCHASE_BASE}h${c.PURCHASE_HALF_LIFE_DAYS}`
+}

@@ -1,0 +1,311 @@
+// Global statistics the scorer needs: item popularity, category popularity and category
+// co-occurrence. Recomputed in SQL (never per request) and read whole into memory.
+//
+// refreshGlobalStats builds the new figures in session temporary tables first (the long part: full
+// scans of searches and purchases, at READ COMMITTED so the scans take no row locks and never hold up
+// writers), then replaces the contents of the three stats tables in one short transaction. Readers use
+// consistent reads, so they see either the old set or the new one, never an empty or half-written table.
+//
+// Framework-free: takes a mysql2/promise Pool (a connection is borrowed for the duration) or a
+// Connection.
+
+import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise'
+import type { GlobalStats, PopularItem } from '../../workers/types.ts'
+
+export type StatsDb = Pool | Connection | PoolConnection
+
+export interface RefreshOptions {
+  /** the clock (default: now); ages and the window are measured from it */
+  now?: Date
+  /** half-life of a purchase in days (default 14), for item and category popularity */
+  purchaseHalfLifeDays?: number
+  /** half-life of a search in days (default 7), for category popularity */
+  searchHalfLifeDays?: number
+  /** only events newer than now - windowDays count (default 90) */
+  windowDays?: number
+  /** co-occurrence uses each user's top N categories by engagement (default 5), which bounds the
+   *  pairs per user to N*(N-1) */
+  cooccurrenceTopCategories?: number
+  /** weight of a purchase relative to a search in category popularity and user engagement (default 3) */
+  purchaseWeight?: number
+}
+
+export interface RefreshResult {
+  items: number
+  categories: number
+  pairs: number
+  ms: number
+}
+
+export interface LoadOptions {
+  /** popular items kept per category (default 200) */
+  itemsPerCategory?: number
+}
+
+export const STATS_META_NAME = 'global'
+
+const DAY_US = 86_400_000_000
+
+/** 'YYYY-MM-DD HH:MM:SS.mmm' in UTC: DATETIME columns hold UTC wall-clock time (see plugins/mysql.ts);
+ *  passing strings keeps this independent of the connection's timezone option. */
+export function toSqlUtc (d: Date): string {
+  const s = d.toISOString()
+  return `${s.slice(0, 10)} ${s.slice(11, 23)}`
+}
+
+function positive (name: string, v: number | undefined, dflt: number): number {
+  const x = v ?? dflt
+  if (!Number.isFinite(x) || x <= 0) throw new RangeError(`${name} must be a positive number (got ${v})`)
+  return x
+}
+
+async function borrow<T> (db: StatsDb, fn: (conn: Connection) => Promise<T>): Promise<T> {
+  if (typeof (db as Pool).getConnection === 'function') {
+    const conn = await (db as Pool).getConnection()
+    try {
+      return await fn(conn)
+    } finally {
+      conn.release()
+    }
+  }
+  return fn(db)
+}
+
+async function one<T> (conn: Connection, sql: string, params: unknown[] = []): Promise<T | undefined> {
+  const [rows] = await conn.query<RowDataPacket[]>(sql, params)
+  return rows[0] as T | undefined
+}
+
+async function sessionIsolation (conn: Connection): Promise<string> {
+  // MySQL 8 and MariaDB >= 11.1 call it transaction_isolation; MariaDB 10.x only tx_isolation.
+  for (const v of ['transaction_isolation', 'tx_isolation']) {
+    try {
+      const r = await one<{ v: string }>(conn, `SELECT @@SESSION.${v} AS v`)
+      if (r?.v) return r.v
+    } catch {}
+  }
+  return 'REPEATABLE-READ'
+}
+
+const TEMP_TABLES = ['tmp_gs_item', 'tmp_gs_user_cat', 'tmp_gs_cat', 'tmp_gs_top_a', 'tmp_gs_top_b', 'tmp_gs_pair'] as const
+
+/** Recomputes item_popularity, category_popularity and category_cooccurrence from searches and
+ *  purchases, and records stats_meta('global', now).
+ *
+ *  - item_popularity: per item with a purchase in the window, score = Σ 2^(-age_days / purchaseHalfLife),
+ *    purchase_count and last_purchased_at over the window.
+ *  - category_popularity: Σ over searches of 2^(-age/searchHalfLife) + purchaseWeight × Σ over purchases
+ *    of 2^(-age/purchaseHalfLife).
+ *  - category_cooccurrence: for each ordered pair (a, b), a ≠ b, the number of users who engaged with
+ *    both (searched or bought in the window), counting each user's top `cooccurrenceTopCategories`
+ *    categories (by searches + purchaseWeight × purchases). Both directions are stored.
+ *
+ *  Events stamped after `now` (clock skew) count with age 0, as in the scorer. */
+export async function refreshGlobalStats (db: StatsDb, opts: RefreshOptions = {}): Promise<RefreshResult> {
+  const started = performance.now()
+  const now = opts.now ?? new Date()
+  if (Number.isNaN(now.getTime())) throw new RangeError('now is not a valid date')
+  const purchaseHl = positive('purchaseHalfLifeDays', opts.purchaseHalfLifeDays, 14)
+  const searchHl = positive('searchHalfLifeDays', opts.searchHalfLifeDays, 7)
+  const windowDays = positive('windowDays', opts.windowDays, 90)
+  const purchaseWeight = positive('purchaseWeight', opts.purchaseWeight, 3)
+  const topN = Math.floor(positive('cooccurrenceTopCategories', opts.cooccurrenceTopCategories, 5))
+  const nowSql = toSqlUtc(now)
+  const fromSql = toSqlUtc(new Date(now.getTime() - windowDays * 86_400_000))
+  // age in days, clamped at 0; decay = 2^(-age/halfLife)
+  const decay = (col: string, hl: number) =>
+    `POW(2, -GREATEST(TIMESTAMPDIFF(MICROSECOND, ${col}, @gs_now), 0) / ${DAY_US * hl})`
+
+  return borrow(db, async (conn) => {
+    const isolation = await sessionIsolation(conn)
+    const tmp = await one<{ t: number, h: number }>(conn, 'SELECT @@SESSION.tmp_table_size AS t, @@SESSION.max_heap_table_size AS h')
+    const dropTemps = async () => {
+      for (const name of TEMP_TABLES) await conn.query(`DROP TEMPORARY TABLE IF EXISTS ${name}`)
+    }
+    try {
+      // Consistent reads without locks for the long scans; room for the (user, category) grouping in memory.
+      await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED')
+      await conn.query('SET SESSION tmp_table_size = ?, max_heap_table_size = ?', [512 * 1024 * 1024, 512 * 1024 * 1024])
+      await conn.query('SET @gs_now = CAST(? AS DATETIME(3)), @gs_from = CAST(? AS DATETIME(3))', [nowSql, fromSql])
+      await dropTemps()
+
+      // 1. item popularity
+      await conn.query(`CREATE TEMPORARY TABLE tmp_gs_item (
+        item_id INT UNSIGNED NOT NULL PRIMARY KEY,
+        category_id SMALLINT UNSIGNED NOT NULL,
+        score DOUBLE NOT NULL,
+        purchase_count INT UNSIGNED NOT NULL,
+        last_purchased_at DATETIME(3) NULL
+      ) ENGINE=InnoDB`)
+      await conn.query(`INSERT INTO tmp_gs_item (item_id, category_id, score, purchase_count, last_purchased_at)
+        SELECT a.item_id, i.category_id, a.score, a.n, a.last_at
+        FROM (
+          SELECT item_id, SUM(${decay('purchased_at', purchaseHl)}) AS score, COUNT(*) AS n, MAX(purchased_at) AS last_at
+          FROM purchases IGNORE INDEX (ix_purchases_item)
+          WHERE purchased_at > @gs_from
+          GROUP BY item_id
+        ) a
+        JOIN items i ON i.id = a.item_id`)
+
+      // 2. per (user, category) engagement: one scan of each event table, pre-aggregated, then merged.
+      await conn.query(`CREATE TEMPORARY TABLE tmp_gs_user_cat (
+        user_id INT UNSIGNED NOT NULL,
+        category_id SMALLINT UNSIGNED NOT NULL,
+        engagement DOUBLE NOT NULL,
+        score DOUBLE NOT NULL,
+        PRIMARY KEY (user_id, category_id)
+      ) ENGINE=InnoDB`)
+      await conn.query(`INSERT INTO tmp_gs_user_cat (user_id, category_id, engagement, score)
+        SELECT user_id, category_id, SUM(e), SUM(s) FROM (
+          SELECT user_id, category_id, COUNT(*) AS e, SUM(${decay('searched_at', searchHl)}) AS s
+          FROM searches IGNORE INDEX (ix_searches_user_time)
+          WHERE searched_at > @gs_from
+          GROUP BY user_id, category_id
+          UNION ALL
+          SELECT user_id, category_id, ${purchaseWeight} * COUNT(*), ${purchaseWeight} * SUM(${decay('purchased_at', purchaseHl)})
+          FROM purchases IGNORE INDEX (ix_purchases_user_time, ix_purchases_item)
+          WHERE purchased_at > @gs_from
+          GROUP BY user_id, category_id
+        ) e
+        GROUP BY user_id, category_id`)
+
+      // 3. category popularity
+      await conn.query(`CREATE TEMPORARY TABLE tmp_gs_cat (
+        category_id SMALLINT UNSIGNED NOT NULL PRIMARY KEY,
+        score DOUBLE NOT NULL
+      ) ENGINE=InnoDB`)
+      await conn.query(`INSERT INTO tmp_gs_cat (category_id, score)
+        SELECT category_id, SUM(score) FROM tmp_gs_user_cat GROUP BY category_id`)
+
+      // 4. co-occurrence over each user's top N categories. A temporary table cannot be opened twice
+      //    in one statement on MySQL, hence the two copies.
+      const topDdl = (name: string) => `CREATE TEMPORARY TABLE ${name} (
+        user_id INT UNSIGNED NOT NULL,
+        category_id SMALLINT UNSIGNED NOT NULL,
+        PRIMARY KEY (user_id, category_id)
+      ) ENGINE=InnoDB`
+      await conn.query(topDdl('tmp_gs_top_a'))
+      await conn.query(topDdl('tmp_gs_top_b'))
+      await conn.query(`INSERT INTO tmp_gs_top_a (user_id, category_id)
+        SELECT user_id, category_id FROM (
+          SELECT user_id, category_id,
+                 ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY engagement DESC, score DESC, category_id) AS rn
+          FROM tmp_gs_user_cat
+        ) r
+        WHERE rn <= ${topN}`)
+      // users with a single category contribute no pair
+      await conn.query(`INSERT INTO tmp_gs_top_b (user_id, category_id)
+        SELECT a.user_id, a.category_id FROM tmp_gs_top_a a
+        JOIN (SELECT user_id FROM tmp_gs_top_a GROUP BY user_id HAVING COUNT(*) > 1) m ON m.user_id = a.user_id`)
+      await conn.query(`CREATE TEMPORARY TABLE tmp_gs_pair (
+        category_a SMALLINT UNSIGNED NOT NULL,
+        category_b SMALLINT UNSIGNED NOT NULL,
+        users INT UNSIGNED NOT NULL,
+        PRIMARY KEY (category_a, category_b)
+      ) ENGINE=InnoDB`)
+      await conn.query(`INSERT INTO tmp_gs_pair (category_a, category_b, users)
+        SELECT a.category_id, b.category_id, COUNT(*)
+        FROM tmp_gs_top_b a
+        JOIN tmp_gs_top_a b ON b.user_id = a.user_id AND b.category_id <> a.category_id
+        GROUP BY a.category_id, b.category_id`)
+
+      // 5. swap the contents in one short transaction
+      await conn.query('START TRANSACTION')
+      try {
+        await conn.query('DELETE FROM item_popularity')
+        await conn.query(`INSERT INTO item_popularity (item_id, category_id, score, purchase_count, last_purchased_at)
+          SELECT item_id, category_id, score, purchase_count, last_purchased_at FROM tmp_gs_item`)
+        await conn.query('DELETE FROM category_popularity')
+        await conn.query('INSERT INTO category_popularity (category_id, score) SELECT category_id, score FROM tmp_gs_cat')
+        await conn.query('DELETE FROM category_cooccurrence')
+        await conn.query(`INSERT INTO category_cooccurrence (category_a, category_b, users)
+          SELECT category_a, category_b, users FROM tmp_gs_pair`)
+        await conn.query(`INSERT INTO stats_meta (name, refreshed_at) VALUES (?, @gs_now)
+          ON DUPLICATE KEY UPDATE refreshed_at = @gs_now`, [STATS_META_NAME])
+        await conn.query('COMMIT')
+      } catch (err) {
+        await conn.query('ROLLBACK').catch(() => {})
+        throw err
+      }
+
+      const counts = await one<{ items: number, categories: number, pairs: number }>(conn, `SELECT
+        (SELECT COUNT(*) FROM tmp_gs_item) AS items,
+        (SELECT COUNT(*) FROM tmp_gs_cat) AS categories,
+        (SELECT COUNT(*) FROM tmp_gs_pair) AS pairs`)
+      return {
+        items: Number(counts?.items ?? 0),
+        categories: Number(counts?.categories ?? 0),
+        pairs: Number(counts?.pairs ?? 0),
+        ms: Math.round(performance.now() - started)
+      }
+    } finally {
+      // Leave a pooled connection as we found it.
+      await dropTemps().catch(() => {})
+      await conn.query(`SET SESSION TRANSACTION ISOLATION LEVEL ${isolation.replace(/-/g, ' ')}`).catch(() => {})
+      if (tmp) await conn.query('SET SESSION tmp_table_size = ?, max_heap_table_size = ?', [tmp.t, tmp.h]).catch(() => {})
+    }
+  })
+}
+
+// Code-unit order, as in workers/scoring.ts: locale-independent, so every replica agrees.
+const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+
+/** Reads the stats tables into the GlobalStats shape, all from one consistent snapshot.
+ *  Every category appears in categoryPopularity (score 0 when it has no row yet), and has an entry
+ *  (possibly empty) in itemsByCategory and cooccurrence. */
+export async function loadGlobalStats (db: StatsDb, opts: LoadOptions = {}): Promise<GlobalStats> {
+  const perCategory = Math.floor(opts.itemsPerCategory ?? 200)
+  if (!Number.isFinite(perCategory) || perCategory < 0) throw new RangeError(`itemsPerCategory must be >= 0 (got ${opts.itemsPerCategory})`)
+
+  return borrow(db, async (conn) => {
+    let cats: RowDataPacket[]
+    let items: RowDataPacket[]
+    let pairs: RowDataPacket[]
+    await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT')
+    try {
+      ;[cats] = await conn.query<RowDataPacket[]>(`SELECT c.id, c.name, COALESCE(p.score, 0) AS score
+        FROM categories c LEFT JOIN category_popularity p ON p.category_id = c.id`)
+      ;[items] = perCategory === 0
+        ? [[]]
+        : await conn.query<RowDataPacket[]>(`SELECT item_id, category_id, score FROM (
+            SELECT item_id, category_id, score,
+                   ROW_NUMBER() OVER (PARTITION BY category_id ORDER BY score DESC, item_id) AS rn
+            FROM item_popularity
+          ) r WHERE rn <= ?`, [perCategory])
+      ;[pairs] = await conn.query<RowDataPacket[]>('SELECT category_a, category_b, users FROM category_cooccurrence')
+      await conn.query('COMMIT')
+    } catch (err) {
+      await conn.query('ROLLBACK').catch(() => {})
+      throw err
+    }
+
+    const names = new Map<number, string>()
+    for (const c of cats) names.set(Number(c.id), String(c.name))
+
+    const categoryPopularity = cats
+      .map((c) => ({ category: String(c.name), score: Number(c.score) }))
+      .sort((a, b) => b.score - a.score || byName(a.category, b.category))
+
+    const itemsByCategory: Record<string, PopularItem[]> = {}
+    const cooccurrence: Record<string, Array<{ category: string, users: number }>> = {}
+    for (const { category } of categoryPopularity) {
+      itemsByCategory[category] = []
+      cooccurrence[category] = []
+    }
+    for (const r of items) {
+      const category = names.get(Number(r.category_id))
+      if (category === undefined) continue
+      itemsByCategory[category]!.push({ itemId: Number(r.item_id), category, score: Number(r.score) })
+    }
+    for (const list of Object.values(itemsByCategory)) list.sort((a, b) => b.score - a.score || a.itemId - b.itemId)
+    for (const r of pairs) {
+      const a = names.get(Number(r.category_a))
+      const b = names.get(Number(r.category_b))
+      if (a === undefined || b === undefined) continue
+      cooccurrence[a]!.push({ category: b, users: Number(r.users) })
+    }
+    for (const list of Object.values(cooccurrence)) list.sort((x, y) => y.users - x.users || byName(x.category, y.category))
+
+    return { categoryPopularity, cooccurrence, itemsByCategory }
+  })
+}

@@ -1,0 +1,19 @@
+/** Collects durations for the Server-Timing header (l1, l2, db, score). */
+export class ServerTiming {
+  private readonly parts: string[] = []
+
+  async measure<T> (name: string, fn: () => Promise<T>): Promise<T> {
+    const start = performance.now()
+    try {
+      return await fn()
+    } finally {
+      this.add(name, performance.now() - start)
+    }
+  }
+
+  add (name: string, ms: number): void {
+    this.parts.push(`${name};dur=${ms.toFixed(2)}`)
+  }
+
+  toString (): string { return this.parts.join(', ') }
+}

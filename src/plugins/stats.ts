@@ -1,0 +1,63 @@
+import fp from 'fastify-plugin'
+import type { Config } from '../config.ts'
+import { loadGlobalStats, refreshGlobalStats } from '../lib/global-stats.ts'
+
+export interface StatsHolder { current (): { version: number, json: string } }
+
+declare module 'fastify' {
+  interface FastifyInstance { globalStats: StatsHolder }
+}
+
+/** Global statistics (item popularity, category popularity, co-occurrence) kept in memory as one
+ *  JSON string with a version, so workers parse it once per version. Recomputed in SQL in the
+ *  background by one replica at a time (a Redis lock), and reloaded by every replica. */
+export default fp(async function statsPlugin (app, opts: { config: Config }) {
+  const c = opts.config
+  let version = 0
+  let json = ''
+  const lockKey = `${c.REDIS_KEY_PREFIX}lock:stats-refresh`
+  const halfLife = { purchaseHalfLifeDays: c.PURCHASE_HALF_LIFE_DAYS }
+
+  const load = async () => {
+    const stats = await loadGlobalStats(app.mysql, { itemsPerCategory: c.STATS_ITEMS_PER_CATEGORY })
+    json = JSON.stringify(stats)
+    version++
+    return stats
+  }
+
+  const refreshIfDue = async () => {
+    // One replica recomputes per interval; the lock expires by itself if that replica dies.
+    const got = await app.redis.set(lockKey, c.REPLICA_ID, 'PX', c.STATS_REFRESH_INTERVAL_S * 1000, 'NX').catch(() => null)
+    if (got === 'OK') await refreshGlobalStats(app.mysql, halfLife)
+  }
+
+  const first = await load()
+  if (first.categoryPopularity.every((x) => x.score === 0) && first.categoryPopularity.length > 0) {
+    // A database seeded without stats: compute them once now so the first answers are not empty.
+    await refreshGlobalStats(app.mysql, halfLife)
+    await load()
+  }
+
+  let timer: NodeJS.Timeout | undefined
+  let running: Promise<void> | undefined
+  const tick = () => {
+    running = (async () => {
+      try {
+        await refreshIfDue()
+        await load()
+      } catch (err) {
+        app.log.warn({ err }, 'global stats refresh failed; keeping the previous version')
+      }
+    })()
+    timer = setTimeout(tick, c.STATS_REFRESH_INTERVAL_S * 1000)
+    timer.unref()
+  }
+  timer = setTimeout(tick, c.STATS_REFRESH_INTERVAL_S * 1000)
+  timer.unref()
+
+  app.decorate('globalStats', { current: () => ({ version, json }) })
+  app.addHook('onClose', async () => {
+    clearTimeout(timer)
+    await running
+  })
+}, { name: 'global-stats', dependencies: ['mysql', 'redis'] })

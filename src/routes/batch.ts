@@ -1,0 +1,47 @@
+import type { FastifyReply } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { Config } from '../config.ts'
+import { BatchBody, BatchQuery, BatchResponse, ErrorSchema } from '../schemas/recommendation.ts'
+import { requireUserIds } from '../lib/user-id.ts'
+import { RecError } from '../lib/errors.ts'
+import { ServerTiming } from '../lib/server-timing.ts'
+import type { Answer } from '../lib/recommender.ts'
+
+const batchRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
+  const c = opts.config
+  const response = { 200: BatchResponse, 400: ErrorSchema, 503: ErrorSchema }
+
+  const answerBatch = async (rawIds: unknown[], limit: number, reply: FastifyReply) => {
+    const ids = requireUserIds(rawIds, c.BATCH_MAX_IDS)
+    const timing = new ServerTiming()
+    const answers = await app.recommender.getMany(ids, limit, timing)
+    // Results are cached as serialized JSON; the batch body is assembled from those strings so a
+    // warm batch does no parse/stringify round trip per user.
+    const results: string[] = []
+    const errors: Array<{ user_id: number, status: number, error: string }> = []
+    for (const id of ids) {
+      const a = answers.get(id) as Answer | Error
+      if (a instanceof Error) {
+        const status = a instanceof RecError ? a.statusCode : 500
+        if (status >= 500 && !(a instanceof RecError)) reply.log.error({ err: a, userId: id }, 'batch entry failed')
+        errors.push({ user_id: id, status, error: a instanceof RecError ? a.message : 'internal error' })
+      } else if (a.status === 404) {
+        errors.push({ user_id: id, status: 404, error: `user ${id} not found` })
+      } else {
+        app.recMetrics.cacheAnswers.inc({ tier: a.tier })
+        results.push(a.body)
+      }
+    }
+    const body = `{"successful":${results.length},"failed":${errors.length},"results":[${results.join(',')}],"errors":${JSON.stringify(errors)}}`
+    return reply.header('server-timing', timing.toString()).type('application/json; charset=utf-8').send(body)
+  }
+
+  app.get('/batch-recommend', { schema: { querystring: BatchQuery, response } }, async (req, reply) => {
+    return await answerBatch(req.query.user_ids.split(','), req.query.limit ?? c.DEFAULT_LIMIT, reply)
+  })
+  app.post('/batch-recommend', { schema: { body: BatchBody, response } }, async (req, reply) => {
+    return await answerBatch(req.body.user_ids, req.body.limit ?? c.DEFAULT_LIMIT, reply)
+  })
+}
+
+export default batchRoutes

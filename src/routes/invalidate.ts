@@ -1,0 +1,33 @@
+import { timingSafeEqual } from 'node:crypto'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import type { Config } from '../config.ts'
+import { ErrorSchema, InvalidateBody, UserIdParams } from '../schemas/recommendation.ts'
+import { requireUserId, requireUserIds } from '../lib/user-id.ts'
+import { unauthorized } from '../lib/errors.ts'
+
+const InvalidateResponse = Type.Object({ invalidated: Type.Array(Type.Integer()) })
+
+/** Admin routes: bearer token compared in constant time; no token configured means no access. */
+const invalidateRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
+  const c = opts.config
+  const expected = Buffer.from(`Bearer ${c.ADMIN_TOKEN}`)
+  app.addHook('onRequest', async (req) => {
+    const given = Buffer.from(req.headers.authorization ?? '')
+    if (c.ADMIN_TOKEN === '' || given.length !== expected.length || !timingSafeEqual(given, expected)) throw unauthorized()
+  })
+  const response = { 200: InvalidateResponse, 400: ErrorSchema, 401: ErrorSchema, 503: ErrorSchema }
+
+  app.post('/invalidate-cache/:id', { schema: { params: UserIdParams, response } }, async (req) => {
+    const id = requireUserId(req.params.id)
+    await app.recommender.invalidate([id])
+    return { invalidated: [id] }
+  })
+  app.post('/invalidate-cache', { schema: { body: InvalidateBody, response } }, async (req) => {
+    const ids = requireUserIds(req.body.user_ids, 10_000)
+    await app.recommender.invalidate(ids)
+    return { invalidated: ids }
+  })
+}
+
+export default invalidateRoutes

@@ -1,0 +1,63 @@
+import { Type, type Static } from 'typebox'
+
+export const ErrorSchema = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String(),
+  error: Type.String(),
+  message: Type.String(),
+  request_id: Type.Optional(Type.String())
+}, { $id: 'Error' })
+
+export const RecommendationSchema = Type.Object({
+  user_id: Type.Integer(),
+  recommendations: Type.Object({
+    weightage: Type.Number(),
+    search_weight: Type.Number(),
+    purchase_weight: Type.Number(),
+    recommended_categories: Type.Array(Type.String()),
+    explore_categories: Type.Array(Type.String()),
+    category_scores: Type.Array(Type.Object({ category: Type.String(), score: Type.Number() })),
+    items: Type.Array(Type.Object({
+      item_id: Type.Integer(),
+      category: Type.String(),
+      score: Type.Number(),
+      reason: Type.String()
+    }))
+  }),
+  metadata: Type.Object({
+    search_count: Type.Integer(),
+    purchase_count: Type.Integer(),
+    cold_start: Type.Boolean(),
+    model_version: Type.String(),
+    generated_at: Type.String()
+  })
+})
+export type Recommendation = Static<typeof RecommendationSchema>
+
+// Ids arrive as strings and are parsed strictly in code (see lib/user-id.ts); the schema only
+// bounds their shape so garbage is rejected before the handler runs.
+export const UserIdParams = Type.Object({ id: Type.String({ maxLength: 32 }) })
+export const LimitQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 }))
+}, { additionalProperties: false })
+
+export const BatchQuery = Type.Object({
+  user_ids: Type.String({ minLength: 1, maxLength: 20_000 }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 }))
+}, { additionalProperties: false })
+
+export const BatchBody = Type.Object({
+  user_ids: Type.Array(Type.Union([Type.Integer(), Type.String({ maxLength: 32 })]), { minItems: 1, maxItems: 10_000 }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 }))
+}, { additionalProperties: false })
+
+export const BatchResponse = Type.Object({
+  successful: Type.Integer(),
+  failed: Type.Integer(),
+  results: Type.Array(RecommendationSchema),
+  errors: Type.Array(Type.Object({ user_id: Type.Integer(), status: Type.Integer(), error: Type.String() }))
+})
+
+export const InvalidateBody = Type.Object({
+  user_ids: Type.Array(Type.Union([Type.Integer(), Type.String({ maxLength: 32 })]), { minItems: 1, maxItems: 10_000 })
+}, { additionalProperties: false })

@@ -1,0 +1,42 @@
+import t from 'tap'
+import { startServices, uniquePrefix } from './helpers/services.ts'
+import { buildTestApp } from './helpers/app.ts'
+import { loadFixture, COLD_USER, MISSING_USER } from './helpers/fixture.ts'
+
+const services = await startServices()
+t.teardown(() => services.stop())
+await loadFixture(services.mysql.url)
+const app = await buildTestApp({ redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() }, { BATCH_MAX_IDS: 100 })
+t.teardown(() => app.close())
+
+t.test('GET batch collapses duplicates and names every failed id', async (t) => {
+  const res = await app.inject(`/batch-recommend?user_ids=1,2,2,${MISSING_USER},${COLD_USER},1`)
+  t.equal(res.statusCode, 200)
+  const body = res.json()
+  t.equal(body.successful, 3)
+  t.equal(body.failed, 1)
+  t.same(body.results.map((r: { user_id: number }) => r.user_id), [1, 2, COLD_USER])
+  t.same(body.errors, [{ user_id: MISSING_USER, status: 404, error: `user ${MISSING_USER} not found` }])
+})
+
+t.test('batch answers equal single answers for the same users', async (t) => {
+  const batch = (await app.inject({ method: 'POST', url: '/batch-recommend', payload: { user_ids: [3, 4], limit: 5 } })).json()
+  for (const r of batch.results) {
+    const single = await app.inject(`/recommend/${r.user_id}?limit=5`)
+    t.equal(single.headers['x-cache'], 'HIT-L1', 'the batch filled the cache')
+    t.same(single.json(), r)
+  }
+})
+
+t.test('more than BATCH_MAX_IDS distinct ids is a 400; bad ids are named', async (t) => {
+  const tooMany = await app.inject({ method: 'POST', url: '/batch-recommend', payload: { user_ids: Array.from({ length: 101 }, (_v, i) => i + 1) } })
+  t.equal(tooMany.statusCode, 400)
+  t.match(tooMany.json().message, /too many user ids: 101 \(max 100\)/)
+  const bad = await app.inject('/batch-recommend?user_ids=1,abc,0,-3')
+  t.equal(bad.statusCode, 400)
+  t.match(bad.json().message, /"abc", "0", "-3"/)
+  const empty = await app.inject({ method: 'POST', url: '/batch-recommend', payload: { user_ids: [] } })
+  t.equal(empty.statusCode, 400)
+  const missing = await app.inject('/batch-recommend')
+  t.equal(missing.statusCode, 400)
+})

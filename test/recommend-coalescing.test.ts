@@ -1,0 +1,55 @@
+import t from 'tap'
+import { startServices, uniquePrefix } from './helpers/services.ts'
+import { buildTestApp } from './helpers/app.ts'
+import { loadFixture } from './helpers/fixture.ts'
+
+const services = await startServices()
+t.teardown(() => services.stop())
+await loadFixture(services.mysql.url)
+const app = await buildTestApp({ redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() })
+t.teardown(() => app.close())
+
+// Counters wrap the real calls; MySQL and the worker pool still do the work.
+let sqlLoads = 0
+const load = app.userStore.loadUsers.bind(app.userStore)
+app.userStore.loadUsers = async (...args) => { sqlLoads++; return await load(...args) }
+const scorings = async () => (await app.recMetrics.scorings.get()).values[0]?.value ?? 0
+
+t.test('200 concurrent requests for one cold user cause one SQL load and one scoring', async (t) => {
+  const before = await scorings()
+  const responses = await Promise.all(Array.from({ length: 200 }, () => app.inject('/recommend/42')))
+  t.ok(responses.every((r) => r.statusCode === 200), 'all succeed')
+  t.equal(new Set(responses.map((r) => r.body)).size, 1, 'all see the same answer')
+  t.equal(sqlLoads, 1, 'one SQL load')
+  t.equal(await scorings() - before, 1, 'one scoring')
+  t.equal(responses.filter((r) => r.headers['x-cache'] === 'MISS').length, 200, 'they all waited for the same fill')
+})
+
+t.test('a batch of 50 cold users takes one Redis MGET and one SQL round trip per table', async (t) => {
+  let queries = 0
+  let executes = 0
+  let mgets = 0
+  const q = app.mysql.query.bind(app.mysql)
+  const e = app.mysql.execute.bind(app.mysql)
+  const m = app.redis.mget.bind(app.redis)
+  app.mysql.query = ((...a: Parameters<typeof q>) => { queries++; return q(...a) }) as typeof q
+  app.mysql.execute = ((...a: Parameters<typeof e>) => { executes++; return e(...a) }) as typeof e
+  app.redis.mget = ((...a: Parameters<typeof m>) => { mgets++; return m(...a) }) as typeof m
+  t.teardown(() => { app.mysql.query = q; app.mysql.execute = e; app.redis.mget = m })
+
+  const ids = Array.from({ length: 50 }, (_v, i) => 60 + i)
+  const before = await scorings()
+  const res = await app.inject({ method: 'POST', url: '/batch-recommend', payload: { user_ids: ids } })
+  t.equal(res.statusCode, 200)
+  const body = res.json()
+  t.equal(body.successful, 50)
+  t.equal(body.failed, 0)
+  t.same(body.results.map((r: { user_id: number }) => r.user_id), ids, 'results in request order')
+  t.equal(mgets, 1, 'one MGET')
+  t.equal(queries + executes, 3, 'one query each for users, searches and purchases')
+  t.equal(await scorings() - before, 50)
+
+  const again = await app.inject(`/batch-recommend?user_ids=${ids.join(',')}`)
+  t.equal(again.json().successful, 50)
+  t.equal(queries + executes, 3, 'warm batch does not touch MySQL')
+})

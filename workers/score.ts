@@ -1,0 +1,17 @@
+import { scoreUser } from './scoring.ts'
+import type { GlobalStats, RecommendationBody, ScoreTask } from './types.ts'
+
+// Stats are large and change every few minutes while tasks arrive thousands of times a second:
+// parse once per version per thread, not once per task.
+let cachedVersion: number | undefined
+let cachedStats: GlobalStats | undefined
+
+/** piscina worker entry: computation only, no connections. */
+export default function score (task: ScoreTask): RecommendationBody {
+  if (cachedStats === undefined || cachedVersion !== task.statsVersion) {
+    // Assigned only after a successful parse, so a bad payload leaves the previous cache intact.
+    cachedStats = JSON.parse(task.statsJson) as GlobalStats
+    cachedVersion = task.statsVersion
+  }
+  return scoreUser(task, cachedStats)
+}
