@@ -1,6 +1,6 @@
-// Writes .env.example and prints the README's configuration table, both from src/config.ts, so the
-// three never disagree. Usage: npm run config-docs
-import { writeFileSync } from 'node:fs'
+// Writes .env.example and the README's configuration table, both from src/config.ts, so the three
+// never disagree. Usage: npm run config-docs
+import { readFileSync, writeFileSync } from 'node:fs'
 import { describeConfig } from '../src/config.ts'
 
 const dynamic = new Set(['REPLICA_ID', 'SCORER_THREADS'])
@@ -12,5 +12,9 @@ for (const r of rows) {
 }
 writeFileSync(new URL('../.env.example', import.meta.url), env.join('\n') + '\n')
 
-console.log('| variable | default | meaning |\n| --- | --- | --- |')
-for (const r of rows) console.log(`| \`${r.name}\` | ${dynamic.has(r.name) ? '(computed)' : `\`${String(r.default)}\``} | ${r.description} |`)
+const table = ['| variable | default | meaning |', '| --- | --- | --- |']
+for (const r of rows) table.push(`| \`${r.name}\` | ${dynamic.has(r.name) ? '(computed)' : `\`${String(r.default)}\``} | ${r.description} |`)
+const readmeUrl = new URL('../README.md', import.meta.url)
+const readme = readFileSync(readmeUrl, 'utf8')
+  .replace(/<!-- config:start -->[\s\S]*<!-- config:end -->/, `<!-- config:start -->\n${table.join('\n')}\n<!-- config:end -->`)
+writeFileSync(readmeUrl, readme)

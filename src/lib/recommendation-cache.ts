@@ -1,136 +1,270 @@
 import { LRUCache } from 'lru-cache'
 import type { Redis } from 'ioredis'
+import type { CircuitBreaker } from './circuit-breaker.ts'
 
-/** What a cache tier holds: the status and the already-serialized body, so a hit does no JSON work. */
-export interface CachedAnswer { status: 200 | 404, body: string }
+/** A cached answer: status and already-serialized body (a hit does no JSON work), with the
+ *  absolute times until which it is fresh and until which it may still be served stale. */
+export interface CachedAnswer {
+  status: 200 | 404
+  body: string
+  freshUntil: number
+  staleUntil: number
+}
+
+interface L1Entry extends CachedAnswer {
+  /** fresh for this process's LRU (never beyond freshUntil) */
+  l1FreshUntil: number
+  /** the trust epoch it was written in; see `distrustL1` */
+  epoch: number
+}
+
+/** What one Redis round trip tells a fill: the cached value if any, the user's generation at that
+ *  moment (a later write is conditional on it), and whether this caller holds the fill lease. */
+export interface Lookup {
+  value?: CachedAnswer
+  generation?: string
+  lease?: string
+  /** Redis failed or its breaker is open: no value, no generation, no lease */
+  failed: boolean
+}
 
 export interface RecommendationCacheOptions {
   redis: Redis
+  breaker: CircuitBreaker
   keyPrefix: string
   modelVersion: string
   l1MaxEntries: number
   l1MaxBytes: number
   l1TtlMs: number
   l2TtlS: number
+  graceS: number
   notFoundTtlMs: number
+  ttlJitter: number
+  leaseMs: number
   onRedisError?: (err: unknown, op: string) => void
+  now?: () => number
+  random?: () => number
 }
 
-// Every cached answer for a user is listed in one Redis set, whatever the model version or limit,
-// so an invalidation removes all of them in one script call.
-const WRITE_SCRIPT = `
+// One round trip per miss: the value, the generation, and (on a miss or a stale value) a lease.
+const LOOKUP_SCRIPT = `
+local v = redis.call('GET', KEYS[1])
+local g = redis.call('GET', KEYS[2]) or '0'
+local lease = ''
+local fresh = false
+if v then
+  local f = string.match(v, '^%d+|(%d+)|')
+  fresh = f ~= nil and tonumber(f) > tonumber(ARGV[3])
+end
+if not fresh and redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then lease = ARGV[1] end
+return {v or '', g, lease}`
+
+// Write only if no invalidation happened since the fill read the generation: a slow fill can never
+// put old data back. Releases the caller's lease either way.
+const CAS_WRITE_SCRIPT = `
+if redis.call('GET', KEYS[4]) == ARGV[4] then redis.call('DEL', KEYS[4]) end
+if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], KEYS[1])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return 1`
 
+// KEYS come in pairs (index set, generation) per user: bump the generation first, then drop every
+// cached answer listed in the index, whatever its model version or limit.
 const INVALIDATE_SCRIPT = `
-local n = 0
-for i = 1, #KEYS do
+for i = 1, #KEYS, 2 do
+  redis.call('INCR', KEYS[i + 1])
+  redis.call('PEXPIRE', KEYS[i + 1], ARGV[1])
   local members = redis.call('SMEMBERS', KEYS[i])
-  for j = 1, #members do n = n + redis.call('UNLINK', members[j]) end
+  for j = 1, #members do redis.call('UNLINK', members[j]) end
   redis.call('UNLINK', KEYS[i])
 end
-return n`
+return #KEYS / 2`
 
-const L1_MAX_LIMIT = 100
+const MAX_LIMIT = 100
 
 /** The two cache tiers for recommendation answers: an in-process LRU (bounded by entries, bytes and
- *  TTL) and Redis (TTL, prefixed and versioned keys). Redis failures are reported and treated as
- *  misses: the cache must never be the reason a request fails. */
+ *  TTL) and Redis (TTL with jitter, prefixed and versioned keys, generation-checked writes).
+ *  Redis failures are reported and treated as misses: the cache is never the reason a request fails. */
 export class RecommendationCache {
-  private readonly l1: LRUCache<string, CachedAnswer>
+  private readonly l1: LRUCache<string, L1Entry>
   private readonly redis: Redis
+  private readonly now: () => number
+  private readonly random: () => number
+  private epoch = 0
+  private trusted = true
 
   constructor (private readonly opts: RecommendationCacheOptions) {
     this.redis = opts.redis
-    this.l1 = new LRUCache<string, CachedAnswer>({
+    this.now = opts.now ?? Date.now
+    this.random = opts.random ?? Math.random
+    this.l1 = new LRUCache<string, L1Entry>({
       max: opts.l1MaxEntries,
       maxSize: opts.l1MaxBytes,
-      sizeCalculation: (v, k) => v.body.length + k.length + 64,
-      ttl: opts.l1TtlMs,
-      // Expired entries are dropped on read; no timers per entry.
+      sizeCalculation: (v, k) => v.body.length + k.length + 96,
+      // Entries live until their grace period ends so they can serve stale-if-error; freshness
+      // is checked on read.
+      ttl: opts.l1TtlMs + opts.graceS * 1000,
       ttlAutopurge: false,
       updateAgeOnGet: false
     })
-    if (!this.redis.recWrite) {
-      this.redis.defineCommand('recWrite', { numberOfKeys: 2, lua: WRITE_SCRIPT })
+    if (!this.redis.recLookup) {
+      this.redis.defineCommand('recLookup', { numberOfKeys: 3, lua: LOOKUP_SCRIPT })
+      this.redis.defineCommand('recCasWrite', { numberOfKeys: 4, lua: CAS_WRITE_SCRIPT })
       this.redis.defineCommand('recInvalidate', { lua: INVALIDATE_SCRIPT })
     }
   }
 
   private l1Key (userId: number, limit: number) { return `${userId}:${limit}` }
-  private l2Key (userId: number, limit: number) { return `${this.opts.keyPrefix}rec:${this.opts.modelVersion}:${userId}:${limit}` }
+  private valueKey (userId: number, limit: number) { return `${this.opts.keyPrefix}rec:${this.opts.modelVersion}:${userId}:${limit}` }
   private indexKey (userId: number) { return `${this.opts.keyPrefix}recidx:${userId}` }
+  private genKey (userId: number) { return `${this.opts.keyPrefix}gen:${userId}` }
+  private leaseKey (userId: number, limit: number) { return `${this.opts.keyPrefix}lease:${this.opts.modelVersion}:${userId}:${limit}` }
 
+  /** A fresh, trusted LRU entry, or undefined. */
   getL1 (userId: number, limit: number): CachedAnswer | undefined {
-    return this.l1.get(this.l1Key(userId, limit))
+    const e = this.l1.get(this.l1Key(userId, limit))
+    if (e && this.trusted && e.epoch === this.epoch && this.now() < e.l1FreshUntil) return e
+    return undefined
+  }
+
+  /** Any LRU entry still within its grace period, trusted or not: the last resort when the
+   *  dependencies fail. */
+  getL1Fallback (userId: number, limit: number): CachedAnswer | undefined {
+    const e = this.l1.get(this.l1Key(userId, limit), { allowStale: false })
+    return e && this.now() < e.staleUntil ? e : undefined
   }
 
   setL1 (userId: number, limit: number, answer: CachedAnswer): void {
-    this.l1.set(this.l1Key(userId, limit), answer, answer.status === 404 ? { ttl: Math.min(this.opts.notFoundTtlMs, this.opts.l1TtlMs) } : undefined)
+    const now = this.now()
+    const ttl = answer.staleUntil - now
+    if (ttl <= 0) return
+    const l1FreshUntil = Math.min(answer.freshUntil, now + this.jitter(this.opts.l1TtlMs))
+    this.l1.set(this.l1Key(userId, limit), { ...answer, l1FreshUntil, epoch: this.epoch }, { ttl })
   }
 
-  async getL2 (userId: number, limit: number): Promise<CachedAnswer | undefined> {
+  /** Builds the cache entry for a new answer: fresh TTL with jitter, then the grace period. */
+  stamp (status: 200 | 404, body: string): CachedAnswer {
+    const now = this.now()
+    if (status === 404) {
+      const until = now + this.jitter(this.opts.notFoundTtlMs)
+      return { status, body, freshUntil: until, staleUntil: until }
+    }
+    const freshUntil = now + this.jitter(this.opts.l2TtlS * 1000)
+    return { status, body, freshUntil, staleUntil: freshUntil + this.opts.graceS * 1000 }
+  }
+
+  async lookup (userId: number, limit: number, token: string): Promise<Lookup> {
     try {
-      return decode(await this.redis.get(this.l2Key(userId, limit)))
+      const [raw, generation, lease] = await this.opts.breaker.run(() =>
+        this.redis.recLookup(this.valueKey(userId, limit), this.genKey(userId), this.leaseKey(userId, limit), token, this.opts.leaseMs, this.now()))
+      return { value: decode(raw, this.now()), generation, lease: lease || undefined, failed: false }
+    } catch (err) {
+      this.opts.onRedisError?.(err, 'lookup')
+      return { failed: true }
+    }
+  }
+
+  /** Plain read of the value, used while waiting for another replica's lease. */
+  async peek (userId: number, limit: number): Promise<CachedAnswer | undefined> {
+    try {
+      return decode(await this.opts.breaker.run(() => this.redis.get(this.valueKey(userId, limit))), this.now())
     } catch (err) {
       this.opts.onRedisError?.(err, 'get')
       return undefined
     }
   }
 
-  /** One MGET for all ids. */
-  async getManyL2 (userIds: number[], limit: number): Promise<Array<CachedAnswer | undefined>> {
+  /** One MGET for all ids: their values and their generations. */
+  async lookupMany (userIds: number[], limit: number): Promise<Array<{ value?: CachedAnswer, generation?: string }>> {
     if (userIds.length === 0) return []
     try {
-      const values = await this.redis.mget(userIds.map((id) => this.l2Key(id, limit)))
-      return values.map(decode)
+      const keys = userIds.flatMap((id) => [this.valueKey(id, limit), this.genKey(id)])
+      const values = await this.opts.breaker.run(() => this.redis.mget(keys))
+      const now = this.now()
+      return userIds.map((_id, i) => ({ value: decode(values[2 * i], now), generation: values[2 * i + 1] ?? '0' }))
     } catch (err) {
       this.opts.onRedisError?.(err, 'mget')
-      return userIds.map(() => undefined)
+      return userIds.map(() => ({}))
     }
   }
 
-  async setL2 (userId: number, limit: number, answer: CachedAnswer): Promise<void> {
-    const ttlMs = answer.status === 404 ? this.opts.notFoundTtlMs : this.opts.l2TtlS * 1000
+  /** Writes unless the user was invalidated since `generation` was read. Returns whether it wrote. */
+  async setL2 (userId: number, limit: number, answer: CachedAnswer, generation: string, lease = ''): Promise<boolean> {
+    const ttlMs = Math.max(1, answer.staleUntil - this.now())
     try {
-      await this.redis.recWrite(this.l2Key(userId, limit), this.indexKey(userId), encode(answer), ttlMs)
+      const written = await this.opts.breaker.run(() => this.redis.recCasWrite(
+        this.valueKey(userId, limit), this.indexKey(userId), this.genKey(userId), this.leaseKey(userId, limit),
+        encode(answer), ttlMs, generation, lease))
+      return written === 1
     } catch (err) {
       this.opts.onRedisError?.(err, 'set')
+      return false
     }
   }
 
-  /** Drops every cached answer of these users from this process's LRU and from Redis. */
-  async invalidate (userIds: number[]): Promise<void> {
-    this.invalidateL1(userIds)
+  /** Bumps the users' generations and drops their answers from Redis. Throws when Redis fails:
+   *  an invalidation that did not happen must not be reported as done. */
+  async invalidateL2 (userIds: number[]): Promise<void> {
     if (userIds.length === 0) return
-    await this.redis.recInvalidate(userIds.length, ...userIds.map((id) => this.indexKey(id)))
+    const keys = userIds.flatMap((id) => [this.indexKey(id), this.genKey(id)])
+    const genTtlMs = Math.max(86_400_000, 2 * (this.opts.l2TtlS + this.opts.graceS) * 1000)
+    await this.opts.breaker.run(() => this.redis.recInvalidate(keys.length, ...keys, genTtlMs))
   }
 
   invalidateL1 (userIds: number[]): void {
     // Limits are 1..100, so deleting each possible key is cheaper than keeping a per-user index.
     for (const id of userIds) {
-      for (let limit = 1; limit <= L1_MAX_LIMIT; limit++) this.l1.delete(this.l1Key(id, limit))
+      for (let limit = 1; limit <= MAX_LIMIT; limit++) this.l1.delete(this.l1Key(id, limit))
     }
   }
+
+  /** While invalidations may be missed (the subscription is down) nothing in the LRU is served as
+   *  fresh; entries written before or during the gap stay usable only as stale-if-error fallbacks. */
+  distrustL1 (): void {
+    this.trusted = false
+    this.epoch++
+  }
+
+  trustL1 (): void {
+    this.epoch++
+    this.trusted = true
+  }
+
+  get l1Trusted (): boolean { return this.trusted }
 
   clearL1 (): void { this.l1.clear() }
 
   get l1Stats () { return { entries: this.l1.size, bytes: this.l1.calculatedSize } }
+
+  private jitter (ms: number): number {
+    const j = this.opts.ttlJitter
+    return Math.max(1, Math.round(ms * (1 - j + 2 * j * this.random())))
+  }
 }
 
-function encode (a: CachedAnswer): string { return `${a.status}${a.body}` }
+function encode (a: CachedAnswer): string { return `${a.status}|${a.freshUntil}|${a.staleUntil}|${a.body}` }
 
-function decode (raw: string | null | undefined): CachedAnswer | undefined {
-  if (raw == null || raw.length < 3) return undefined
-  const status = raw.charCodeAt(0) === 52 /* '4' */ ? 404 : 200
-  return { status, body: raw.slice(3) }
+function decode (raw: string | null | undefined, now: number): CachedAnswer | undefined {
+  if (!raw) return undefined
+  const a = raw.indexOf('|')
+  const b = raw.indexOf('|', a + 1)
+  const c = raw.indexOf('|', b + 1)
+  if (a < 0 || b < 0 || c < 0) return undefined
+  const staleUntil = Number(raw.slice(b + 1, c))
+  if (!(staleUntil > now)) return undefined
+  return {
+    status: raw.startsWith('404') ? 404 : 200,
+    freshUntil: Number(raw.slice(a + 1, b)),
+    staleUntil,
+    body: raw.slice(c + 1)
+  }
 }
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    recWrite (key: string, indexKey: string, value: string, ttlMs: number): Promise<number>
-    recInvalidate (numKeys: number, ...indexKeys: string[]): Promise<number>
+    recLookup (valueKey: string, genKey: string, leaseKey: string, token: string, leaseMs: number, now: number): Promise<[string, string, string]>
+    recCasWrite (valueKey: string, indexKey: string, genKey: string, leaseKey: string, value: string, ttlMs: number, generation: string, lease: string): Promise<number>
+    recInvalidate (numKeys: number, ...args: Array<string | number>): Promise<number>
   }
 }

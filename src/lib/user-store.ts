@@ -1,5 +1,6 @@
 import type { Pool, RowDataPacket } from 'mysql2/promise'
 import type { PurchaseEvent, SearchEvent } from '../../workers/types.ts'
+import type { CircuitBreaker } from './circuit-breaker.ts'
 import { withTimeout } from './timeout.ts'
 
 export interface UserHistory { searches: SearchEvent[], purchases: PurchaseEvent[] }
@@ -8,6 +9,7 @@ export interface UserStoreOptions {
   queryTimeoutMs: number
   historyDays: number
   historyMaxEvents: number
+  breaker: CircuitBreaker
 }
 
 /** Reads users and their recent events. Batch reads take one round trip per table whatever the
@@ -54,10 +56,10 @@ export class UserStore {
     const timeout = this.opts.queryTimeoutMs
     // mysql2's own timeout ends the query; the outer race also bounds the wait for a free pooled
     // connection, which mysql2 does not time out by itself.
-    const call = prepared
+    const call = () => prepared
       ? this.pool.execute<RowDataPacket[]>({ sql, timeout }, params as Array<number | Date>)
       : this.pool.query<RowDataPacket[]>({ sql, timeout }, params)
-    const [rows] = await withTimeout(call, timeout + 50, 'database')
+    const [rows] = await this.opts.breaker.run(() => withTimeout(call(), timeout + 50, 'database'))
     return rows as unknown as T[]
   }
 }

@@ -1,6 +1,8 @@
 import fp from 'fastify-plugin'
 import fastJson from 'fast-json-stringify'
 import { modelVersion, type Config } from '../config.ts'
+import { CircuitBreaker } from '../lib/circuit-breaker.ts'
+import { InvalidationBus } from '../lib/invalidation-bus.ts'
 import { RecommendationCache } from '../lib/recommendation-cache.ts'
 import { Recommender } from '../lib/recommender.ts'
 import { UserStore } from '../lib/user-store.ts'
@@ -12,39 +14,68 @@ declare module 'fastify' {
     recommender: Recommender
     recommendationCache: RecommendationCache
     userStore: UserStore
+    invalidationBus: InvalidationBus
+    breakers: { redis: CircuitBreaker, mysql: CircuitBreaker }
   }
 }
 
-/** Wires the tiers together: the LRU and Redis cache, the MySQL user store and the scorer. */
+/** Wires the tiers together: the LRU and Redis cache, the MySQL user store, the scorer, the
+ *  circuit breakers in front of Redis and MySQL, and the cross-replica invalidation bus. */
 export default fp(async function recommenderPlugin (app, opts: { config: Config }) {
   const c = opts.config
   const version = modelVersion(c)
+  const onStateChange = (state: string, name: string) => app.log.warn({ dependency: name, state }, 'circuit breaker changed state')
+  const breakers = {
+    redis: new CircuitBreaker({ name: 'redis', failureThreshold: c.BREAKER_FAILURES, cooldownMs: c.BREAKER_COOLDOWN_MS, onStateChange }),
+    mysql: new CircuitBreaker({ name: 'database', failureThreshold: c.BREAKER_FAILURES, cooldownMs: c.BREAKER_COOLDOWN_MS, onStateChange })
+  }
   const cache = new RecommendationCache({
     redis: app.redis,
+    breaker: breakers.redis,
     keyPrefix: c.REDIS_KEY_PREFIX,
     modelVersion: version,
     l1MaxEntries: c.L1_MAX_ENTRIES,
     l1MaxBytes: c.L1_MAX_BYTES,
     l1TtlMs: c.L1_TTL_MS,
     l2TtlS: c.L2_TTL_S,
+    graceS: c.CACHE_GRACE_S,
     notFoundTtlMs: c.NOT_FOUND_TTL_MS,
+    ttlJitter: c.CACHE_TTL_JITTER,
+    leaseMs: c.LEASE_MS,
     onRedisError: (err, op) => {
       app.recMetrics.redisErrors.inc({ op })
-      app.log.warn({ err, op }, 'redis cache operation failed; treated as a miss')
+      app.log.debug({ err, op }, 'redis cache operation failed; treated as a miss')
     }
   })
   const store = new UserStore(app.mysql, {
     queryTimeoutMs: c.MYSQL_QUERY_TIMEOUT_MS,
     historyDays: c.HISTORY_DAYS,
-    historyMaxEvents: c.HISTORY_MAX_EVENTS
+    historyMaxEvents: c.HISTORY_MAX_EVENTS,
+    breaker: breakers.mysql
   })
+
+  // Subscriber mode needs a connection of its own; its name lets operators (and tests) find it.
+  const subscriber = app.redis.duplicate({ connectionName: `recsvc-sub:${c.REPLICA_ID}`, enableOfflineQueue: true, autoResubscribe: false })
+  let recommender: Recommender | undefined
+  const bus = new InvalidationBus({
+    redis: app.redis,
+    subscriber,
+    keyPrefix: c.REDIS_KEY_PREFIX,
+    replicaId: c.REPLICA_ID,
+    ackTimeoutMs: c.INVALIDATION_ACK_TIMEOUT_MS,
+    onInvalidate: (ids) => recommender?.dropLocal(ids),
+    onSubscriptionChange: (up) => { if (up) cache.trustL1(); else cache.distrustL1() },
+    log: app.log
+  })
+
   const serialize = fastJson(RecommendationSchema as object) as (b: RecommendationBody) => string
-  const recommender = new Recommender({
+  recommender = new Recommender({
     cache,
     store,
     score: (task) => app.scorer.run(task),
     stats: () => app.globalStats.current(),
     serialize,
+    broadcast: (ids) => bus.broadcast(ids),
     weights: {
       searchBase: c.SEARCH_BASE,
       searchHalfLifeDays: c.SEARCH_HALF_LIFE_DAYS,
@@ -52,9 +83,19 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
       purchaseHalfLifeDays: c.PURCHASE_HALF_LIFE_DAYS
     },
     modelVersion: version,
-    onScore: () => app.recMetrics.scorings.inc()
+    leaseWaitMs: c.LEASE_WAIT_MS,
+    onScore: () => app.recMetrics.scorings.inc(),
+    onBackgroundError: (err) => app.log.warn({ err }, 'background refresh failed; the stale answer stays until grace ends')
   })
+  await bus.start()
+
+  app.decorate('breakers', breakers)
   app.decorate('recommendationCache', cache)
   app.decorate('userStore', store)
+  app.decorate('invalidationBus', bus)
   app.decorate('recommender', recommender)
+  app.addHook('onClose', async () => {
+    await bus.close()
+    subscriber.disconnect()
+  })
 }, { name: 'recommender', dependencies: ['mysql', 'redis', 'scorer', 'global-stats', 'rec-metrics'] })

@@ -4,6 +4,20 @@ import type { Config } from '../config.ts'
 import type { RecommendationBody, ScoreTask } from '../../workers/types.ts'
 import { overloaded, unavailable } from '../lib/errors.ts'
 
+function warmUpTask (): ScoreTask {
+  return {
+    userId: 0,
+    searches: [],
+    purchases: [],
+    limit: 1,
+    now: Date.now(),
+    weights: { searchBase: 1, searchHalfLifeDays: 7, purchaseBase: 3, purchaseHalfLifeDays: 14 },
+    modelVersion: 'warm-up',
+    statsVersion: -1,
+    statsJson: '{"categoryPopularity":[],"cooccurrence":{},"itemsByCategory":{}}'
+  }
+}
+
 export interface Scorer {
   run (task: ScoreTask): Promise<RecommendationBody>
   stats (): { size: number, in_use: number, queued: number }
@@ -46,6 +60,9 @@ export default fp(async function scorerPlugin (app, opts: { config: Config }) {
     },
     stats: () => ({ size: pool.threads.length, in_use: Math.min(inUse, pool.threads.length), queued: pool.queueSize })
   }
+  // Start every thread and run one task through it before reporting ready, so the first real
+  // requests do not pay for thread start-up (and a broken worker file fails the boot, not a request).
+  await Promise.all(Array.from({ length: c.SCORER_THREADS }, () => pool.run(warmUpTask())))
   app.decorate('scorer', scorer)
   app.addHook('onClose', async () => { await pool.close() })
 }, { name: 'scorer' })

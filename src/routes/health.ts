@@ -9,6 +9,8 @@ const Health = Type.Object({
   database: Part,
   redis: Part,
   pool: Type.Object({ size: Type.Integer(), in_use: Type.Integer(), queued: Type.Integer() }),
+  invalidation_subscription: Part,
+  breakers: Type.Object({ redis: Type.String(), database: Type.String() }),
   failing: Type.Optional(Type.Array(Type.String()))
 })
 
@@ -22,7 +24,15 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, 
     ])
     const failing = [...(db === 'down' ? ['database'] : []), ...(redis === 'down' ? ['redis'] : [])]
     const status = app.shuttingDown ? 'shutting_down' as const : failing.length ? 'degraded' as const : 'ok' as const
-    return { status, database: db, redis, pool: app.scorer.stats(), ...(failing.length ? { failing } : {}) }
+    return {
+      status,
+      database: db,
+      redis,
+      pool: app.scorer.stats(),
+      invalidation_subscription: app.invalidationBus.up ? 'ok' as const : 'down' as const,
+      breakers: { redis: app.breakers.redis.current, database: app.breakers.mysql.current },
+      ...(failing.length ? { failing } : {})
+    }
   }
 
   app.get('/health/live', { schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({ status: 'ok' as const }))

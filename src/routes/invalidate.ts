@@ -6,9 +6,14 @@ import { ErrorSchema, InvalidateBody, UserIdParams } from '../schemas/recommenda
 import { requireUserId, requireUserIds } from '../lib/user-id.ts'
 import { unauthorized } from '../lib/errors.ts'
 
-const InvalidateResponse = Type.Object({ invalidated: Type.Array(Type.Integer()) })
+const InvalidateResponse = Type.Object({
+  invalidated: Type.Array(Type.Integer()),
+  replicas: Type.Object({ acked: Type.Integer(), expected: Type.Integer() })
+})
 
-/** Admin routes: bearer token compared in constant time; no token configured means no access. */
+/** Admin routes: bearer token compared in constant time; no token configured means no access.
+ *  The answer comes once every listening replica has dropped the entries (or the ack timeout
+ *  passed), and says how many acknowledged. */
 const invalidateRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const c = opts.config
   const expected = Buffer.from(`Bearer ${c.ADMIN_TOKEN}`)
@@ -20,13 +25,11 @@ const invalidateRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (a
 
   app.post('/invalidate-cache/:id', { schema: { params: UserIdParams, response } }, async (req) => {
     const id = requireUserId(req.params.id)
-    await app.recommender.invalidate([id])
-    return { invalidated: [id] }
+    return await app.recommender.invalidate([id])
   })
   app.post('/invalidate-cache', { schema: { body: InvalidateBody, response } }, async (req) => {
     const ids = requireUserIds(req.body.user_ids, 10_000)
-    await app.recommender.invalidate(ids)
-    return { invalidated: ids }
+    return await app.recommender.invalidate(ids)
   })
 }
 

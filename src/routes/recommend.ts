@@ -3,9 +3,11 @@ import type { Config } from '../config.ts'
 import { ErrorSchema, LimitQuery, RecommendationSchema, UserIdParams } from '../schemas/recommendation.ts'
 import { requireUserId } from '../lib/user-id.ts'
 import { ServerTiming } from '../lib/server-timing.ts'
+import type { Answer } from '../lib/recommender.ts'
 
 const recommendRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const defaultLimit = opts.config.DEFAULT_LIMIT
+  const graceS = opts.config.CACHE_GRACE_S
   app.get('/recommend/:id', {
     schema: {
       params: UserIdParams,
@@ -24,9 +26,19 @@ const recommendRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (ap
       .code(answer.status)
       .header('x-cache', answer.tier)
       .header('server-timing', timing.toString())
+      .header('cache-control', cacheControl(answer, graceS))
       .type('application/json; charset=utf-8')
       .send(answer.body as never)
   })
+}
+
+/** RFC 5861: how long the answer stays fresh, and how long a cache in front may serve it stale
+ *  while revalidating or when we fail. */
+export function cacheControl (answer: Answer, graceS: number, now = Date.now()): string {
+  const maxAge = answer.tier === 'STALE' ? 0 : Math.max(0, Math.floor((answer.freshUntil - now) / 1000))
+  if (answer.status !== 200) return `max-age=${maxAge}`
+  const grace = Math.max(0, Math.floor((answer.staleUntil - Math.max(now, answer.freshUntil)) / 1000))
+  return `max-age=${maxAge}, stale-while-revalidate=${Math.min(grace, graceS)}, stale-if-error=${Math.min(grace, graceS)}`
 }
 
 export default recommendRoutes

@@ -24,3 +24,25 @@ export async function buildTestApp (urls: { redisUrl: string, mysqlUrl: string, 
 }
 
 export const adminHeaders = { authorization: `Bearer ${ADMIN_TOKEN}` }
+
+/** Several replicas of the app on one Redis and one MySQL, as in production: same key prefix,
+ *  distinct replica ids. */
+export async function buildReplicas (n: number, urls: { redisUrl: string, mysqlUrl: string, prefix: string }, overrides: Partial<Config> = {}): Promise<FastifyInstance[]> {
+  const apps: FastifyInstance[] = []
+  for (let i = 0; i < n; i++) apps.push(await buildTestApp(urls, { REPLICA_ID: `replica-${String.fromCharCode(97 + i)}`, ...overrides }))
+  return apps
+}
+
+export async function scoringsOf (apps: FastifyInstance[]): Promise<number> {
+  let total = 0
+  for (const app of apps) total += (await app.recMetrics.scorings.get()).values[0]?.value ?? 0
+  return total
+}
+
+export async function waitFor (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
