@@ -13,6 +13,7 @@ import healthRoutes from './routes/health.ts'
 import recommendRoutes from './routes/recommend.ts'
 import batchRoutes from './routes/batch.ts'
 import invalidateRoutes from './routes/invalidate.ts'
+import eventRoutes from './routes/events.ts'
 
 declare module 'fastify' {
   interface FastifyInstance { shuttingDown: boolean }
@@ -72,5 +73,6 @@ export async function buildApp (config: Config, fastifyOpts: FastifyServerOption
   await app.register(recommendRoutes, { config })
   await app.register(batchRoutes, { config })
   await app.register(invalidateRoutes, { config })
+  await app.register(eventRoutes, { config })
   return app
 }

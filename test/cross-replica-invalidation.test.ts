@@ -65,3 +65,16 @@ t.test('300 concurrent requests for one cold user over 3 replicas are scored onc
   const after = await Promise.all(apps.map(async (app) => (await app.recMetrics.scorings.get()).values[0]?.value ?? 0))
   t.equal(after.reduce((x, y) => x + y, 0) - before.reduce((x, y) => x + y, 0), 1, 'scoring ran once')
 })
+
+t.test('events posted to A are visible through B and C right after the 2xx', async (t) => {
+  await warm(24)
+  const before = (await b.inject('/recommend/24')).json()
+  const res = await a.inject({ method: 'POST', url: '/events', headers: adminHeaders, payload: [{ type: 'search', user_id: 24, category: 'music', query: 'vinyl' }] })
+  t.equal(res.statusCode, 201)
+  t.same(res.json().replicas, { acked: 3, expected: 3 })
+  for (const app of [b, c]) {
+    const after = (await app.inject('/recommend/24')).json()
+    t.equal(after.metadata.search_count, before.metadata.search_count + 1)
+    t.ok(after.recommendations.recommended_categories.includes('music'))
+  }
+})

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
+import { unavailable } from './errors.ts'
 
 export interface BroadcastResult { acked: number, expected: number }
 
@@ -69,7 +70,11 @@ export class InvalidationBus {
     this.pending.set(id, entry)
     const timer = setTimeout(entry.done, this.opts.ackTimeoutMs)
     try {
-      entry.expected = await this.opts.redis.publish(this.channel, JSON.stringify({ id, from: this.opts.replicaId, users: userIds }))
+      try {
+        entry.expected = await this.opts.redis.publish(this.channel, JSON.stringify({ id, from: this.opts.replicaId, users: userIds }))
+      } catch (err) {
+        throw Object.assign(unavailable('redis'), { cause: err })
+      }
       if (entry.acks.size >= entry.expected) entry.done()
       await finished
       return { acked: Math.min(entry.acks.size, entry.expected), expected: entry.expected }

@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache'
 import type { Redis } from 'ioredis'
 import type { CircuitBreaker } from './circuit-breaker.ts'
+import { RecError, unavailable } from './errors.ts'
 
 /** A cached answer: status and already-serialized body (a hit does no JSON work), with the
  *  absolute times until which it is fresh and until which it may still be served stale. */
@@ -209,7 +210,11 @@ export class RecommendationCache {
     if (userIds.length === 0) return
     const keys = userIds.flatMap((id) => [this.indexKey(id), this.genKey(id)])
     const genTtlMs = Math.max(86_400_000, 2 * (this.opts.l2TtlS + this.opts.graceS) * 1000)
-    await this.opts.breaker.run(() => this.redis.recInvalidate(keys.length, ...keys, genTtlMs))
+    try {
+      await this.opts.breaker.run(() => this.redis.recInvalidate(keys.length, ...keys, genTtlMs))
+    } catch (err) {
+      throw err instanceof RecError ? err : Object.assign(unavailable('redis'), { cause: err })
+    }
   }
 
   invalidateL1 (userIds: number[]): void {

@@ -2,6 +2,7 @@ import type { Pool, RowDataPacket } from 'mysql2/promise'
 import type { PurchaseEvent, SearchEvent } from '../../workers/types.ts'
 import type { CircuitBreaker } from './circuit-breaker.ts'
 import { withTimeout } from './timeout.ts'
+import { RecError, unavailable } from './errors.ts'
 
 export interface UserHistory { searches: SearchEvent[], purchases: PurchaseEvent[] }
 
@@ -59,8 +60,13 @@ export class UserStore {
     const call = () => prepared
       ? this.pool.execute<RowDataPacket[]>({ sql, timeout }, params as Array<number | Date>)
       : this.pool.query<RowDataPacket[]>({ sql, timeout }, params)
-    const [rows] = await this.opts.breaker.run(() => withTimeout(call(), timeout + 50, 'database'))
-    return rows as unknown as T[]
+    try {
+      const [rows] = await this.opts.breaker.run(() => withTimeout(call(), timeout + 50, 'database'))
+      return rows as unknown as T[]
+    } catch (err) {
+      // Whatever went wrong below (refused, reset, timed out, breaker open), the client sees a 503.
+      throw err instanceof RecError ? err : Object.assign(unavailable('database'), { cause: err })
+    }
   }
 }
 

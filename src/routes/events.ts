@@ -25,14 +25,6 @@ const InvalidEventsErrorSchema = Type.Object({
   entries: Type.Optional(Type.Array(Type.Object({ index: Type.Integer(), error: Type.String() })))
 })
 
-interface ReplicaAcks { acked: number, expected: number }
-
-/** `invalidate` reports replica acks once invalidations are broadcast; a local-only one does not. */
-function replicasOf (result: unknown): ReplicaAcks {
-  const r = (result as { replicas?: Partial<ReplicaAcks> } | undefined)?.replicas
-  return typeof r?.acked === 'number' && typeof r.expected === 'number' ? { acked: r.acked, expected: r.expected } : { acked: 1, expected: 1 }
-}
-
 /** POST /events: admin-only batch of searches and purchases, stored in one transaction; the users'
  *  cached answers are dropped afterwards, so their next read is recomputed with the new events. */
 const eventRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
@@ -56,7 +48,7 @@ const eventRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
       throw err
     }
 
-    let result: unknown
+    let result
     try {
       result = await app.recommender.invalidate(stored.userIds)
     } catch (err) {
@@ -69,7 +61,7 @@ const eventRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
     return reply.code(201).send({
       stored: { searches: stored.searches, purchases: stored.purchases },
       invalidated: stored.userIds,
-      replicas: replicasOf(result)
+      replicas: result.replicas
     })
   })
 }

@@ -1,26 +1,20 @@
-import { timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { Config } from '../config.ts'
 import { ErrorSchema, InvalidateBody, UserIdParams } from '../schemas/recommendation.ts'
 import { requireUserId, requireUserIds } from '../lib/user-id.ts'
-import { unauthorized } from '../lib/errors.ts'
+import { adminAuthHook } from '../lib/admin-auth.ts'
 
 const InvalidateResponse = Type.Object({
   invalidated: Type.Array(Type.Integer()),
   replicas: Type.Object({ acked: Type.Integer(), expected: Type.Integer() })
 })
 
-/** Admin routes: bearer token compared in constant time; no token configured means no access.
- *  The answer comes once every listening replica has dropped the entries (or the ack timeout
+/** Admin routes (see lib/admin-auth.ts). The answer comes once every listening replica has dropped the entries (or the ack timeout
  *  passed), and says how many acknowledged. */
 const invalidateRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const c = opts.config
-  const expected = Buffer.from(`Bearer ${c.ADMIN_TOKEN}`)
-  app.addHook('onRequest', async (req) => {
-    const given = Buffer.from(req.headers.authorization ?? '')
-    if (c.ADMIN_TOKEN === '' || given.length !== expected.length || !timingSafeEqual(given, expected)) throw unauthorized()
-  })
+  app.addHook('onRequest', adminAuthHook(c.ADMIN_TOKEN))
   const response = { 200: InvalidateResponse, 400: ErrorSchema, 401: ErrorSchema, 503: ErrorSchema }
 
   app.post('/invalidate-cache/:id', { schema: { params: UserIdParams, response } }, async (req) => {

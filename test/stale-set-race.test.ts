@@ -1,0 +1,72 @@
+import t from 'tap'
+import { setImmediate, setTimeout as sleep } from 'node:timers/promises'
+import { startServices, uniquePrefix } from './helpers/services.ts'
+import { buildReplicas, adminHeaders } from './helpers/app.ts'
+import { loadFixture } from './helpers/fixture.ts'
+
+// Fills race against invalidations on three replicas. Each round posts one new search for the user
+// (which invalidates it everywhere) while reads keep filling the caches on all replicas. Every read
+// that starts after an event's 2xx must include that event: search_count never goes backwards
+// past the last acknowledged write.
+const services = await startServices()
+t.teardown(() => services.stop())
+await loadFixture(services.mysql.url)
+const apps = await buildReplicas(3, { redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() }, { LEASE_WAIT_MS: 50 })
+t.teardown(async () => { await Promise.all(apps.map((app) => app.close())) })
+
+// Slow MySQL down on the way back (the query is real; its answer is held 0-15 ms), so fills that
+// read the old events are still in flight when the invalidation lands: the race under test.
+for (const app of apps) {
+  const load = app.userStore.loadUsers.bind(app.userStore)
+  app.userStore.loadUsers = async (...args) => {
+    const rows = await load(...args)
+    await sleep(Math.random() * 15)
+    return rows
+  }
+}
+
+const ROUNDS = 300
+const USERS = [91, 92, 93]
+
+t.test(`${ROUNDS} rounds of fills racing invalidations: no read older than the last acknowledged write`, async (t) => {
+  const acked = new Map<number, number>()
+  for (const u of USERS) acked.set(u, (await apps[0]!.inject(`/recommend/${u}`)).json().metadata.search_count)
+  let stale = 0
+  let reads = 0
+  let stop = false
+
+  // Readers: keep every replica's caches busy filling, and check each answer against the count
+  // acknowledged before the read started.
+  const readers = apps.map(async (app, i) => {
+    let n = i
+    while (!stop) {
+      const u = USERS[n++ % USERS.length] as number
+      const floor = acked.get(u) as number
+      // Many limits, so most reads are fills rather than LRU hits.
+      const res = await app.inject(`/recommend/${u}?limit=${1 + (n % 40)}`)
+      reads++
+      // inject() of an LRU hit never touches I/O; yield so MySQL and Redis replies get processed,
+      // as they would between real HTTP requests.
+      await setImmediate()
+      if (res.statusCode !== 200) continue
+      if (res.json().metadata.search_count < floor) stale++
+    }
+  })
+
+  for (let round = 0; round < ROUNDS; round++) {
+    const u = USERS[round % USERS.length] as number
+    const writer = apps[round % apps.length]!
+    const res = await writer.inject({ method: 'POST', url: '/events', headers: adminHeaders, payload: [{ type: 'search', user_id: u, category: 'books' }] })
+    if (res.statusCode !== 201) { t.fail(`event post failed: ${res.body}`); break }
+    acked.set(u, (acked.get(u) as number) + 1)
+    // Reads right after the ack, on every replica, must see it.
+    for (const app of apps) {
+      reads++
+      if ((await app.inject(`/recommend/${u}`)).json().metadata.search_count < (acked.get(u) as number)) stale++
+    }
+  }
+  stop = true
+  await Promise.all(readers)
+  t.equal(stale, 0, `${reads} reads, none older than the last acknowledged invalidation`)
+  t.ok(reads > ROUNDS * 3)
+})
