@@ -64,7 +64,8 @@ export const ConfigSchema = Type.Object({
 
   STATS_REFRESH_INTERVAL_S: Int(300, 1, 86_400, 'how often global statistics are recomputed (one replica at a time) and reloaded'),
   STATS_ITEMS_PER_CATEGORY: Int(200, 1, 10_000, 'popular items kept in memory per category'),
-  SHUTDOWN_GRACE_MS: Int(10_000, 0, 600_000, 'time allowed for in-flight requests on SIGTERM')
+  SHUTDOWN_DRAIN_DELAY_MS: Int(0, 0, 120_000, 'on SIGTERM: how long readiness fails (and new work is still served) before the server stops accepting; set it above the balancer\'s health-check interval'),
+  SHUTDOWN_GRACE_MS: Int(10_000, 0, 600_000, 'on SIGTERM: time allowed for in-flight requests before the process exits anyway')
 })
 
 export type Config = Static<typeof ConfigSchema>

@@ -15,12 +15,14 @@ try {
 
 const app = await buildApp(config)
 
-// On SIGTERM: fail readiness first so the balancer stops sending work, let in-flight requests
-// finish, then close the pools (plugins' onClose, in reverse order).
-closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
+// On SIGTERM: fail readiness first so the balancer stops sending new work, keep serving during the
+// drain delay, then stop accepting, let in-flight requests finish, and close the pools last
+// (plugins' onClose, in reverse order).
+closeWithGrace({ delay: config.SHUTDOWN_DRAIN_DELAY_MS + config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'closing after an error')
-  else app.log.info({ signal }, 'shutting down')
+  else app.log.info({ signal, drainMs: config.SHUTDOWN_DRAIN_DELAY_MS }, 'shutting down: readiness now fails')
   app.shuttingDown = true
+  if (!err && config.SHUTDOWN_DRAIN_DELAY_MS > 0) await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DRAIN_DELAY_MS))
   await app.close()
 })
 
