@@ -1,0 +1,47 @@
+import t from 'tap'
+import { startServices, uniquePrefix } from './helpers/services.ts'
+import { buildTestApp, scoringsOf, waitFor } from './helpers/app.ts'
+import { loadFixture } from './helpers/fixture.ts'
+
+// Answers are fresh for 1 s (L1 for 200 ms), then within a 60 s grace period.
+const services = await startServices()
+t.teardown(() => services.stop())
+await loadFixture(services.mysql.url)
+const app = await buildTestApp(
+  { redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() },
+  { L1_TTL_MS: 200, L2_TTL_S: 1, CACHE_GRACE_S: 60, CACHE_TTL_JITTER: 0 }
+)
+t.teardown(() => app.close())
+
+t.test('past fresh the cached answer is served STALE at once and refreshed once in the background', async (t) => {
+  const first = await app.inject('/recommend/71')
+  t.equal(first.headers['x-cache'], 'MISS')
+  t.match(first.headers['cache-control'], /^max-age=[01], stale-while-revalidate=60, stale-if-error=60$/)
+
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const before = await scoringsOf([app])
+  const stale = await Promise.all(Array.from({ length: 20 }, () => app.inject('/recommend/71')))
+  t.ok(stale.every((r) => r.statusCode === 200 && r.headers['x-cache'] === 'STALE'), 'every concurrent reader gets the stale answer')
+  t.ok(stale.every((r) => r.body === first.body), 'the old body, unchanged')
+  t.match(stale[0]?.headers['cache-control'], /^max-age=0, stale-while-revalidate=(5[89]|60), stale-if-error=(5[89]|60)$/)
+
+  await waitFor('the background refresh', async () => {
+    const r = await app.inject('/recommend/71')
+    return r.headers['x-cache'] === 'HIT-L1' || r.headers['x-cache'] === 'HIT-L2'
+  })
+  t.equal(await scoringsOf([app]) - before, 1, 'one refresh, not one per reader')
+  const fresh = await app.inject('/recommend/71')
+  t.not(fresh.json().metadata.generated_at, first.json().metadata.generated_at, 'a newer answer')
+})
+
+t.test('TTLs carry jitter so entries written together do not expire together', async (t) => {
+  const jittered = await buildTestApp(
+    { redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() },
+    { L2_TTL_S: 600, CACHE_TTL_JITTER: 0.1, REPLICA_ID: 'jitter' }
+  )
+  t.teardown(() => jittered.close())
+  const now = Date.now()
+  const fresh = Array.from({ length: 200 }, () => jittered.recommendationCache.stamp(200, '{}').freshUntil - now)
+  t.ok(fresh.every((ms) => ms >= 540_000 - 50 && ms <= 660_000 + 50), 'within ±10 %')
+  t.ok(new Set(fresh.map((ms) => Math.round(ms / 1000))).size > 50, 'spread out')
+})
