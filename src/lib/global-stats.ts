@@ -147,10 +147,9 @@ export async function refreshGlobalStats (db: StatsDb, opts: RefreshOptions = {}
       }
     }
     try {
-      // Consistent reads without locks for the long scans; room for the (user, category) grouping in memory.
+      // Consistent reads without locks for the long scans; the cap of the in-memory work tables.
       await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED')
-      const heap = Math.max(memoryBytes, 64 * 1024 * 1024)
-      await conn.query('SET SESSION tmp_table_size = ?, max_heap_table_size = ?', [heap, heap])
+      if (memoryBytes > 0) await conn.query('SET SESSION tmp_table_size = ?, max_heap_table_size = ?', [memoryBytes, memoryBytes])
       await conn.query('SET @gs_now = CAST(? AS DATETIME(3)), @gs_from = CAST(? AS DATETIME(3))', [nowSql, fromSql])
       await dropTemps()
 

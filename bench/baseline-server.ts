@@ -1,0 +1,15 @@
+// The baseline: a bare Fastify route serving the same bytes and headers as a cached answer, so the
+// tier benchmarks can be reported as ratios of what Fastify itself does on this machine.
+import Fastify from 'fastify'
+
+const body = process.env.BASELINE_BODY ?? '{}'
+const app = Fastify({ logger: false })
+app.get('/recommend/:id', async (_req, reply) => reply
+  .header('x-served-by', 'baseline')
+  .header('x-cache', 'HIT-L1')
+  .header('server-timing', 'total;dur=0.01')
+  .header('cache-control', 'max-age=600, stale-while-revalidate=3600, stale-if-error=3600')
+  .type('application/json; charset=utf-8')
+  .send(body))
+await app.listen({ port: Number(process.env.PORT ?? 0), host: '127.0.0.1' })
+process.on('SIGTERM', () => { app.close().then(() => process.exit(0)) })
