@@ -279,6 +279,35 @@ async function removeTempDir (dir: string): Promise<void> {
   await fsp.rm(dir, { recursive: true, force: true, maxRetries: 3 })
 }
 
+/** kill/start/stop and live running/pid for a server this harness started. */
+function ownServerControls (name: string, proc: Supervised, probe: () => Promise<boolean>, port: number, dir: string) {
+  let stopped = false
+  return {
+    get running () { return proc.running },
+    get pid () { return proc.running ? proc.child?.pid : undefined },
+    async kill (o: { signal?: NodeJS.Signals } = {}) {
+      if (stopped) throw new Error(`${name} server already stopped`)
+      await proc.terminate(o.signal ?? 'SIGKILL')
+    },
+    async start () {
+      if (stopped) throw new Error(`${name} server already stopped`)
+      await proc.start(probe)
+    },
+    async stop () {
+      if (stopped) return
+      stopped = true
+      await proc.terminate('SIGTERM')
+      reservedPorts.delete(port)
+      await removeTempDir(dir)
+    }
+  }
+}
+
+/** Merges keeping the getters live (a spread would copy their values once). */
+function withControls<A extends object, B extends object> (a: A, b: B): A & B {
+  return Object.defineProperties(a, Object.getOwnPropertyDescriptors(b)) as A & B
+}
+
 /* ----------------------------------------------------------------------------------------------- */
 /* Redis                                                                                            */
 
@@ -326,30 +355,7 @@ export async function startRedis (opts: ServerOptions = {}): Promise<RedisServer
     await removeTempDir(dir).catch(() => {})
     throw err
   }
-  let stopped = false
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    own: true,
-    logFile,
-    get running () { return proc.running },
-    get pid () { return proc.running ? proc.child?.pid : undefined },
-    async kill (o = {}) {
-      if (stopped) throw new Error('redis server already stopped')
-      await proc.terminate(o.signal ?? 'SIGKILL')
-    },
-    async start () {
-      if (stopped) throw new Error('redis server already stopped')
-      await proc.start(probe)
-    },
-    async stop () {
-      if (stopped) return
-      stopped = true
-      await proc.terminate('SIGTERM')
-      reservedPorts.delete(port)
-      await removeTempDir(dir)
-    }
-  }
+  return withControls({ url: `redis://127.0.0.1:${port}`, port, own: true as const, logFile }, ownServerControls('redis', proc, probe, port, dir))
 }
 
 function externalRedis (url: string): RedisServer {
@@ -559,32 +565,8 @@ export async function startMysql (opts: MysqlOptions = {}): Promise<MysqlServer>
     await removeTempDir(dir).catch(() => {})
     throw err
   }
-  let stopped = false
-  return {
-    url: withDatabase(serverUrl, database),
-    serverUrl,
-    database,
-    port,
-    own: true,
-    logFile,
-    get running () { return proc.running },
-    get pid () { return proc.running ? proc.child?.pid : undefined },
-    async kill (o = {}) {
-      if (stopped) throw new Error('mysql server already stopped')
-      await proc.terminate(o.signal ?? 'SIGKILL')
-    },
-    async start () {
-      if (stopped) throw new Error('mysql server already stopped')
-      await proc.start(probe)
-    },
-    async stop () {
-      if (stopped) return
-      stopped = true
-      await proc.terminate('SIGTERM')
-      reservedPorts.delete(port)
-      await removeTempDir(dir)
-    }
-  }
+  return withControls({ url: withDatabase(serverUrl, database), serverUrl, database, port, own: true as const, logFile },
+    ownServerControls('mysql', proc, probe, port, dir))
 }
 
 async function externalMysql (url: string, timeoutMs: number): Promise<MysqlServer> {
