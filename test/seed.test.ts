@@ -190,14 +190,7 @@ t.test('the in-memory work tables fall back to InnoDB with the same results', as
     const steps: string[] = []
     await refreshGlobalStats(db, { now: NOW, memoryTableBytes, onStep: (s) => steps.push(s) })
     t.ok(steps.includes('user_cat (InnoDB)') || (memoryTableBytes === 0 && steps.includes('user_cat')), `${memoryTableBytes}: ${steps.join(', ')}`)
-    const s = await loadGlobalStats(db)
-    t.same(s.cooccurrence, reference.cooccurrence, `${memoryTableBytes}: same co-occurrence`)
-    t.same(s.itemsByCategory, reference.itemsByCategory, `${memoryTableBytes}: same items`)
-    t.same(s.categoryPopularity.map((c) => c.category), reference.categoryPopularity.map((c) => c.category))
-    s.categoryPopularity.forEach((c, i) => {
-      const ref = reference.categoryPopularity[i]!.score
-      if (Math.abs(c.score - ref) > 1e-9 * Math.max(1, ref)) t.fail(`${c.category}: ${c.score} vs ${ref}`)
-    })
+    sameStats(t, await loadGlobalStats(db), reference, `${memoryTableBytes}: same stats`)
   }
   // the borrowed session is left as found
   const vars = async (scope: 'SESSION' | 'GLOBAL') => {
@@ -214,6 +207,16 @@ t.test('the in-memory work tables fall back to InnoDB with the same results', as
   }
   t.same(await vars('SESSION'), await vars('GLOBAL'), 'session variables restored')
 })
+
+/** Equal up to float summation order (category scores are sums of decayed weights). */
+function sameStats (t: Test, a: GlobalStats, b: GlobalStats, msg: string): void {
+  const close = (x: number, y: number) => Math.abs(x - y) <= 1e-9 * Math.max(1, Math.abs(y))
+  const ok = a.categoryPopularity.length === b.categoryPopularity.length &&
+    a.categoryPopularity.every((c, i) => c.category === b.categoryPopularity[i]!.category && close(c.score, b.categoryPopularity[i]!.score))
+  t.ok(ok, `${msg}: category popularity`)
+  t.same(a.cooccurrence, b.cooccurrence, `${msg}: co-occurrence`)
+  t.same(a.itemsByCategory, b.itemsByCategory, `${msg}: items`)
+}
 
 function checkShape (t: Test, s: GlobalStats, categories: string[], perCategory: number): void {
   const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
@@ -265,13 +268,28 @@ t.test('loadGlobalStats returns the documented shape and order', async (t) => {
   t.ok(Object.values(dflt.itemsByCategory).every((l) => l.length <= 200))
   t.ok(JSON.parse(JSON.stringify(dflt)), 'plain data (JSON round trip)')
 
-  // through a pool as well (the service passes its pool)
-  const pool = mysql.createPool({ uri: main.url, connectionLimit: 2, timezone: 'Z' })
+  // through a pool as well (the service passes its pool); readers never see the tables empty
+  const pool = mysql.createPool({ uri: main.url, connectionLimit: 3, timezone: 'Z' })
   try {
     t.same(await loadGlobalStats(pool, { itemsPerCategory: 7 }), s, 'same result through a pool')
-    await refreshGlobalStats(pool, { now: NOW })
-    const [iso] = await pool.query<mysql.RowDataPacket[]>('SELECT @@SESSION.tmp_table_size AS t')
-    t.ok(Number(iso[0]!.t) > 0)
+    let done = false
+    let reads = 0
+    let empty = 0
+    const reader = (async () => {
+      while (!done) {
+        const [r] = await pool.query<mysql.RowDataPacket[]>(`SELECT
+          (SELECT COUNT(*) FROM item_popularity) AS i, (SELECT COUNT(*) FROM category_popularity) AS c,
+          (SELECT COUNT(*) FROM category_cooccurrence) AS p`)
+        reads++
+        if (Number(r[0]!.i) === 0 || Number(r[0]!.c) === 0 || Number(r[0]!.p) === 0) empty++
+      }
+    })()
+    for (let i = 0; i < 3; i++) await refreshGlobalStats(pool, { now: NOW })
+    done = true
+    await reader
+    t.ok(reads > 0, `${reads} concurrent reads`)
+    t.equal(empty, 0, 'no concurrent read saw an empty stats table')
+    sameStats(t, await loadGlobalStats(pool, { itemsPerCategory: 7 }), s, 'a refresh with the same clock gives the same stats')
   } finally {
     await pool.end()
   }

@@ -16,7 +16,7 @@ export default fp(async function statsPlugin (app, opts: { config: Config }) {
   let version = 0
   let json = ''
   const lockKey = `${c.REDIS_KEY_PREFIX}lock:stats-refresh`
-  const halfLife = { purchaseHalfLifeDays: c.PURCHASE_HALF_LIFE_DAYS }
+  const halfLife = { purchaseHalfLifeDays: c.PURCHASE_HALF_LIFE_DAYS, searchHalfLifeDays: c.SEARCH_HALF_LIFE_DAYS }
 
   const load = async () => {
     const stats = await loadGlobalStats(app.mysql, { itemsPerCategory: c.STATS_ITEMS_PER_CATEGORY })
