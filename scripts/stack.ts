@@ -1,13 +1,17 @@
 // `npm run stack`: the whole service on one machine, without Docker.
 //
 // Starts (or reuses) Redis and MariaDB/MySQL with their state under .stack/, creates the database,
-// applies migrations, seeds demo data into an empty database, builds, and runs N API replicas on
-// consecutive ports. Ctrl-C stops everything it started, and nothing else.
+// applies migrations, seeds demo data into an empty database, builds, runs N API replicas on
+// consecutive ports, and the real nginx binary in front of them on --port (8080), with a config
+// rendered from nginx/nginx.conf.template (scripts/nginx-config.ts, local mode), as in compose.
+// Ctrl-C stops everything it started, and nothing else.
 //
 //   npm run stack -- [--replicas N] [--api-base-port P] [--users N] [--fresh] [--port P]
-//                    [--state-dir DIR] [--no-build] [--raw-logs]
+//                    [--status-port P] [--no-rate-limit] [--no-nginx] [--state-dir DIR]
+//                    [--no-build] [--raw-logs]
 //
-// startStack() is the same thing as a function, for tests and for the nginx front added later.
+// startStack() is the same thing as a function, for tests (nginx only with `nginx: true` there),
+// with killReplica/startReplica/restartReplica for failure and rolling-restart tests.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes, createHash } from 'node:crypto'
@@ -22,14 +26,26 @@ import { parseArgs } from 'node:util'
 import mysql from 'mysql2/promise'
 import { Redis } from 'ioredis'
 import { migrate } from '../src/lib/migrations.ts'
+import { CAPACITY_DEFAULTS, rateLimitFromEnv, renderNginxConfig } from './nginx-config.ts'
 
 export interface StackOptions {
   /** API processes to run (default 1). */
   replicas?: number
   /** First API port; replica i listens on base + i - 1 (default 3001). 0 = any free ports. */
   apiBasePort?: number
-  /** Public front port, reserved for the nginx front (default 8080); not used by the stack yet. */
+  /** Run nginx in front of the replicas (default false for startStack; `npm run stack` turns it on
+   *  unless --no-nginx). */
+  nginx?: boolean
+  /** nginx's public port on 127.0.0.1 (default 8080). 0 = any free port. */
   port?: number
+  /** nginx's stub_status port on 127.0.0.1 (default: port + 1 when free, otherwise any free port). */
+  nginxStatusPort?: number
+  /** nginx's per-IP limits (default on, unless NGINX_RATE_LIMIT=off in `env`); off for benchmarks. */
+  rateLimit?: boolean
+  /** Run the replicas from src/ through tsx instead of dist/ (no build needed; slower start). */
+  fromSource?: boolean
+  /** SHUTDOWN_DRAIN_DELAY_MS for replicas behind nginx, unless `env` sets it (default 500). */
+  drainDelayMs?: number
   /** Demo users to seed when the users table is empty (default 10000; 0 = do not seed). */
   users?: number
   /** Wipe the state directory (databases included) before starting. */
@@ -53,7 +69,8 @@ export interface StackOptions {
   /** LOG_LEVEL for the replicas (default $LOG_LEVEL or info). */
   logLevel?: string
   /** Base environment of every child (default process.env); for the replicas the stack sets PORT,
-   *  HOST, REPLICA_ID, MYSQL_URL, REDIS_URL and ADMIN_TOKEN on top. */
+   *  HOST, REPLICA_ID, MYSQL_URL, REDIS_URL and ADMIN_TOKEN on top, and behind nginx TRUST_PROXY and
+   *  SHUTDOWN_DRAIN_DELAY_MS unless set here. */
   env?: NodeJS.ProcessEnv
   /** Where the stack's own and its children's (prefixed) log lines go (default console.log). */
   log?: (line: string) => void
@@ -71,12 +88,26 @@ export interface StackProcess { name: string, pid: number, running: boolean }
 
 export interface Stack {
   apiUrls: string[]
+  /** nginx's URL when nginx runs (the one URL clients use), otherwise undefined. */
+  frontUrl: string | undefined
+  /** nginx's stub_status (127.0.0.1 only) when nginx runs. */
+  nginxStatusUrl: string | undefined
+  /** The nginx config rendered for this stack, and its JSON access log, when nginx runs. */
+  nginxConfigFile: string | undefined
+  nginxAccessLog: string | undefined
   redisUrl: string
   mysqlUrl: string
   adminToken: string
   stateDir: string
-  /** Every process the stack started that is still part of it (APIs, Redis, MySQL). */
+  /** Every process the stack started that is still part of it (APIs, nginx, Redis, MySQL). */
   processes (): StackProcess[]
+  /** Sends `signal` (default SIGKILL) to replica `i` (0-based, as in apiUrls) and waits until it has
+   *  exited; SIGKILL follows after apiStopTimeoutMs. The replica stays down until startReplica. */
+  killReplica (i: number, signal?: NodeJS.Signals): Promise<void>
+  /** Starts replica `i` again on its port and waits for its /health/ready. */
+  startReplica (i: number): Promise<void>
+  /** One step of a rolling restart: SIGTERM (the app drains), wait for exit, start, wait for ready. */
+  restartReplica (i: number): Promise<void>
   /** Stops what the stack started: APIs (SIGTERM, then SIGKILL), then MySQL and Redis. Idempotent. */
   stop (): Promise<void>
 }
@@ -301,7 +332,7 @@ function startWatchdog (pid: number): ChildProcess {
   return wd
 }
 
-type Kind = 'api' | 'redis' | 'mysql' | 'tool'
+type Kind = 'api' | 'nginx' | 'redis' | 'mysql' | 'tool'
 
 interface Proc {
   name: string
@@ -441,6 +472,8 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
   const out = options.log ?? ((line: string) => console.log(line))
   const color = options.log === undefined && process.stdout.isTTY && !process.env.NO_COLOR
   const baseEnv = options.env ?? process.env
+  const withNginx = options.nginx ?? false
+  const rateLimit = options.rateLimit ?? rateLimitFromEnv(baseEnv)
   const runner = new Runner(out, color, stateDir, baseEnv)
   const log = (msg: string) => runner.log('stack', msg)
   const rel = (p: string) => {
@@ -454,6 +487,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
   let redisProc: Proc | undefined
   let redisPort = 0
   let mysqlProc: Proc | undefined
+  let nginxProc: Proc | undefined
   const apis: Proc[] = []
   const pidFiles: string[] = []
   const lockFile = join(stateDir, 'stack.pid')
@@ -463,10 +497,13 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
   const stop = (): Promise<void> => {
     stopPromise ??= (async () => {
       runner.stopping = true
-      const order: Kind[] = ['api', 'tool', 'mysql', 'redis']
+      const order: Kind[] = ['nginx', 'api', 'tool', 'mysql', 'redis']
       const alive = runner.procs.filter((p) => !p.exited).sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind))
       if (alive.length) log(`stopping ${alive.map((p) => p.name).join(', ')}`)
       const ts = Date.now()
+      // 0. nginx first, so no new request reaches a replica that is going away; SIGQUIT is its
+      //    graceful shutdown (requests in flight are finished)
+      await Promise.all(runner.procs.filter((p) => p.kind === 'nginx').map((p) => runner.terminate(p, 'SIGQUIT', 10_000)))
       // 1. API replicas and any tool still running (build, seed, install-db)
       await Promise.all(runner.procs.filter((p) => p.kind === 'api' || p.kind === 'tool')
         .map((p) => runner.terminate(p, 'SIGTERM', p.kind === 'api' ? options.apiStopTimeoutMs ?? 15_000 : 5_000)))
@@ -538,6 +575,25 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
         ports.push(port)
       }
     }
+    // nginx's ports likewise
+    let frontPort = 0
+    let statusPort = 0
+    if (withNginx) {
+      const wanted = options.port ?? DEFAULTS.port
+      if (wanted === 0) {
+        do frontPort = await freePort(); while (ports.includes(frontPort))
+      } else {
+        if (ports.includes(wanted) || !await portFree(wanted)) throw new StackError(`port ${wanted} (nginx) is in use; pass --port to use another one`)
+        frontPort = wanted
+      }
+      if (options.nginxStatusPort) {
+        statusPort = options.nginxStatusPort
+        if ([...ports, frontPort].includes(statusPort) || !await portFree(statusPort)) throw new StackError(`port ${statusPort} (nginx status) is in use; pass --status-port to use another one`)
+      } else {
+        statusPort = frontPort < 65535 ? await pickPort(frontPort + 1) : await freePort()
+        while ([...ports, frontPort].includes(statusPort)) statusPort = await freePort()
+      }
+    }
 
     // ---- binaries
     const wantRedis = !options.redisUrl
@@ -554,23 +610,30 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
       reuseMysql = 'mysql://root@127.0.0.1:3306/recsvc'
       log('mariadbd/mysqld not installed, but a MySQL answers on 127.0.0.1:3306 as root: reusing it (the stack will not stop it)')
     }
+    let nginxBin = withNginx ? findBin('nginx') : undefined
     const missing: string[] = []
     if (wantRedis && !redisBin && !reuseRedis) missing.push('redis-server')
     if (wantMysql && !reuseMysql && (!mysqlBins || (mysqlBins.flavor === 'mariadb' && !mysqlBins.installDb))) missing.push('mariadb-server')
+    if (withNginx && !nginxBin) missing.push('nginx-light')
     if (missing.length) {
-      const cmd = `apt-get update && apt-get install -y ${missing.join(' ')}`
       const isRoot = process.getuid?.() === 0
       if (options.install && isRoot && findBin('apt-get')) {
+        // nginx-light (core modules only) where the distribution still has it, nginx elsewhere.
+        const pkgs = missing.map((m) => m === 'nginx-light' && spawnSync('apt-cache', ['show', 'nginx-light'], { stdio: 'ignore' }).status !== 0 ? 'nginx' : m)
+        const cmd = `apt-get update && apt-get install -y ${pkgs.join(' ')}`
         log(`missing ${missing.join(', ')}; installing: ${cmd}`)
         await runner.run('apt', 'sh', ['-c', cmd], { env: { ...baseEnv, DEBIAN_FRONTEND: 'noninteractive' } })
         redisBin = wantRedis && !reuseRedis ? findBin('redis-server') : undefined
         mysqlBins = wantMysql && !reuseMysql ? findMysqlBins() : undefined
+        nginxBin = withNginx ? findBin('nginx') : undefined
       } else {
+        const cmd = `apt-get update && apt-get install -y ${missing.join(' ')}`
         throw new StackError([
-          `missing: ${missing.join(', ')} (needed to run Redis and MariaDB locally). Install them, then run again:`,
+          `missing: ${missing.join(', ')} (needed to run ${missing.map((m) => m.replace(/-.*/, '')).join(', ')} locally). Install them, then run again:`,
           `  Debian/Ubuntu: sudo ${cmd}`,
-          '  macOS:         brew install redis mariadb',
-          'or point the stack at running servers: REDIS_URL=redis://host:6379 MYSQL_URL=mysql://user:pass@host:3306/recsvc npm run stack'
+          `  macOS:         brew install ${missing.map((m) => m.replace(/-.*/, '')).join(' ')}`,
+          ...(missing.some((m) => m !== 'nginx-light') ? ['or point the stack at running servers: REDIS_URL=redis://host:6379 MYSQL_URL=mysql://user:pass@host:3306/recsvc npm run stack'] : []),
+          ...(withNginx && !nginxBin ? ['or run the replicas without nginx in front: npm run stack -- --no-nginx'] : [])
         ].join('\n'))
       }
     }
@@ -684,7 +747,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
 
     // ---- build (CPU-bound; overlaps with the data stores starting)
     const build = (async () => {
-      if (options.build === false) return
+      if (options.build === false || options.fromSource) return
       const tb = Date.now()
       log('building: npm run build')
       await runner.run('build', process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', '--silent', 'build'], { cwd: root })
@@ -766,30 +829,44 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
       ADMIN_TOKEN: adminToken,
       LOG_LEVEL: options.logLevel ?? baseEnv.LOG_LEVEL ?? 'info',
       // N replicas share the cores; the default (cores - 1 threads each) would oversubscribe them.
-      SCORER_THREADS: baseEnv.SCORER_THREADS ?? String(Math.max(1, Math.floor(Math.max(1, cores - 1) / replicas)))
+      SCORER_THREADS: baseEnv.SCORER_THREADS ?? String(Math.max(1, Math.floor(Math.max(1, cores - 1) / replicas))),
+      // Behind nginx: X-Forwarded-* are trusted from nginx only. Open-source nginx never polls
+      // /health/ready (no active health checks): a replica that stops is routed around passively
+      // (connection refused or 503 -> the next replica, max_fails/fail_timeout), so a long drain
+      // delay would only slow restarts down; a short one keeps "readiness fails first" observable.
+      ...(withNginx
+        ? {
+            TRUST_PROXY: baseEnv.TRUST_PROXY || '127.0.0.1',
+            SHUTDOWN_DRAIN_DELAY_MS: baseEnv.SHUTDOWN_DRAIN_DELAY_MS || String(options.drainDelayMs ?? 500)
+          }
+        : {})
     }
-    const server = join(root, 'dist', 'src', 'server.js')
-    if (!existsSync(server)) throw new StackError(`${rel(server)} not found; run npm run build`)
+    const serverArgs = options.fromSource
+      ? ['--import', 'tsx', join(root, 'src', 'server.ts')]
+      : [join(root, 'dist', 'src', 'server.js')]
+    const entry = serverArgs[serverArgs.length - 1]!
+    if (!existsSync(entry)) throw new StackError(`${rel(entry)} not found; run npm run build`)
     const apiUrls = ports.map((p) => `http://127.0.0.1:${p}`)
-    const ta = Date.now()
-    ports.forEach((port, i) => {
+
+    const spawnReplica = (i: number): Proc => {
       const name = `api-${i + 1}`
-      const p = runner.spawn(name, 'api', process.execPath, [server], {
+      const p = runner.spawn(name, 'api', process.execPath, serverArgs, {
         cwd: root,
-        env: { ...env, PORT: String(port), REPLICA_ID: name },
+        env: { ...env, PORT: String(ports[i]), REPLICA_ID: name },
         format: options.rawLogs ? undefined : compactPino
       })
-      apis.push(p)
+      apis[i] = p
       const pidFile = join(runDir, `${name}.pid`)
-      pidFiles.push(pidFile)
+      if (!pidFiles.includes(pidFile)) pidFiles.push(pidFile)
       void writeFile(pidFile, `${p.pid}\n`).catch(() => {})
       void p.exit.then(({ code, signal }) => {
         if (p.stopping || runner.stopping) return
         const left = apis.filter((a) => !a.exited).length
         log(`${name} (pid ${p.pid}) exited unexpectedly (${signal ?? `code ${code}`}); ${left} replica(s) still running`)
       })
-    })
-    await settleAll(apis.map((p, i) => waitFor(`${p.name} /health/ready`, async () => {
+      return p
+    }
+    const waitReady = (i: number) => waitFor(`api-${i + 1} /health/ready`, async () => {
       try {
         const res = await fetch(`${apiUrls[i]}/health/ready`, { signal: AbortSignal.timeout(2000) })
         await res.arrayBuffer()
@@ -797,17 +874,104 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
       } catch {
         return false
       }
-    }, options.readyTimeoutMs ?? 60_000, p)))
-    log(`${replicas} replica(s) ready in ${secs(Date.now() - ta)}; stack up in ${secs(Date.now() - t0)}`)
+    }, options.readyTimeoutMs ?? 60_000, apis[i])
+
+    const ta = Date.now()
+    ports.forEach((_port, i) => spawnReplica(i))
+    await settleAll(ports.map((_port, i) => waitReady(i)))
+    log(`${replicas} replica(s) ready in ${secs(Date.now() - ta)}`)
+
+    // ---- nginx in front, from the same template as compose (local mode)
+    let frontUrl: string | undefined
+    let nginxStatusUrl: string | undefined
+    let nginxConfigFile: string | undefined
+    let nginxAccessLog: string | undefined
+    if (withNginx) {
+      const tn = Date.now()
+      const dir = join(stateDir, 'nginx')
+      await mkdir(dir, { recursive: true })
+      nginxConfigFile = join(dir, 'nginx.conf')
+      nginxAccessLog = join(dir, 'access.log')
+      // nginx sets the descriptor limit of its workers (worker_rlimit_nofile); above the hard limit
+      // that fails unless privileged, so stay within it here (compose containers allow far more).
+      const hard = hardNofileLimit()
+      const rlimit = Math.min(CAPACITY_DEFAULTS.workerRlimitNofile, hard)
+      await writeFile(nginxConfigFile, renderNginxConfig({
+        mode: 'local',
+        upstreams: ports,
+        port: frontPort,
+        statusPort,
+        stateDir,
+        accessLog: nginxAccessLog,
+        rateLimit,
+        workerRlimitNofile: rlimit,
+        workerConnections: Math.min(CAPACITY_DEFAULTS.workerConnections, Math.floor(rlimit / 2))
+      }))
+      const args = ['-e', 'stderr', '-p', `${dir}/`, '-c', nginxConfigFile]
+      await runner.run('nginx-test', nginxBin!, [...args, '-t', '-q'], { cwd: dir, quiet: true })
+      const proc = nginxProc = runner.spawn('nginx', 'nginx', nginxBin!, [...args, '-g', 'daemon off;'], {
+        cwd: dir,
+        format: (line) => line.replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d /, '')
+      })
+      pidFiles.push(join(runDir, 'nginx.pid'))
+      void proc.exit.then(({ code, signal }) => {
+        if (!proc.stopping && !runner.stopping) log(`nginx (pid ${proc.pid}) exited unexpectedly (${signal ?? `code ${code}`}); the replicas are still reachable directly`)
+      })
+      frontUrl = `http://127.0.0.1:${frontPort}`
+      nginxStatusUrl = `http://127.0.0.1:${statusPort}/nginx_status`
+      const answers = async (url: string) => {
+        try {
+          const res = await fetch(url, { signal: AbortSignal.timeout(2000) })
+          await res.arrayBuffer()
+          return res.status === 200
+        } catch {
+          return false
+        }
+      }
+      await waitFor(`nginx on port ${frontPort}`, async () => await answers(nginxStatusUrl!) && await answers(`${frontUrl}/health/ready`), 15_000, proc)
+      log(`nginx ready on ${frontUrl} in ${secs(Date.now() - tn)} (pid ${proc.pid}, least_conn over ${replicas} replica(s), per-IP limits ${rateLimit ? 'on' : 'OFF'}, config ${rel(nginxConfigFile)}, access log ${rel(nginxAccessLog)})`)
+    }
+    log(`stack up in ${secs(Date.now() - t0)}`)
+
+    const replica = (i: number): Proc => {
+      const p = Number.isInteger(i) ? apis[i] : undefined
+      if (!p) throw new StackError(`no replica ${i}; replicas are 0..${replicas - 1}`)
+      return p
+    }
+    const killReplica = async (i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
+      const p = replica(i)
+      if (p.exited) return
+      log(`${p.name} (pid ${p.pid}): ${signal}`)
+      await runner.terminate(p, signal, options.apiStopTimeoutMs ?? 15_000)
+    }
+    const startReplica = async (i: number): Promise<void> => {
+      const old = replica(i)
+      if (!old.exited) throw new StackError(`${old.name} is still running (pid ${old.pid})`)
+      const tr = Date.now()
+      const p = spawnReplica(i)
+      await waitReady(i)
+      log(`${p.name} (pid ${p.pid}) ready in ${secs(Date.now() - tr)}`)
+    }
+    const restartReplica = async (i: number): Promise<void> => {
+      await killReplica(i, 'SIGTERM')
+      await startReplica(i)
+    }
 
     return {
       apiUrls,
+      frontUrl,
+      nginxStatusUrl,
+      nginxConfigFile,
+      nginxAccessLog,
       redisUrl,
       mysqlUrl,
       adminToken,
       stateDir,
-      processes: () => [...apis, ...(redisProc ? [redisProc] : []), ...(mysqlProc ? [mysqlProc] : [])]
+      processes: () => [...apis, ...(nginxProc ? [nginxProc] : []), ...(redisProc ? [redisProc] : []), ...(mysqlProc ? [mysqlProc] : [])]
         .map((p) => ({ name: p.name, pid: p.pid, running: !p.exited })),
+      killReplica,
+      startReplica,
+      restartReplica,
       stop
     }
   } catch (err) {
@@ -828,6 +992,13 @@ async function settleAll<T extends readonly unknown[]> (ps: { [K in keyof T]: Pr
     throw (real ?? failed).reason
   }
   return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T
+}
+
+/** The hard limit on open files of this process (and so of its children), Infinity if unlimited. */
+function hardNofileLimit (): number {
+  const out = spawnSync('/bin/sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout?.trim() ?? ''
+  const n = Number(out)
+  return Number.isInteger(n) && n > 0 ? n : Infinity
 }
 
 async function fileSize (file: string): Promise<number> {
@@ -864,8 +1035,11 @@ async function stopLeftovers (stateDir: string, log: (m: string) => void): Promi
     { file: join(stateDir, 'mysql', 'mysqld.pid'), cwd: join(stateDir, 'mysql', 'data') }
   ]
   try {
-    for (const name of await readdir(join(stateDir, 'run'))) if (name.endsWith('.pid')) candidates.unshift({ file: join(stateDir, 'run', name) })
+    for (const name of await readdir(join(stateDir, 'run'))) if (name.endsWith('.pid') && name !== 'nginx.pid') candidates.unshift({ file: join(stateDir, 'run', name) })
   } catch {}
+  // nginx (like redis-server) overwrites its environment with its process title: check its cwd.
+  // Stopped before the replicas, as in stop().
+  candidates.unshift({ file: join(stateDir, 'run', 'nginx.pid'), cwd: join(stateDir, 'nginx') })
   for (const { file, cwd } of candidates) {
     const pid = await readPid(file)
     if (pid && isAlive(pid) && ownedBy(pid, stateDir, cwd)) {
@@ -891,16 +1065,22 @@ async function runSeed (runner: Runner, root: string, mysqlUrl: string, users: n
 // ---------------------------------------------------------------------------------------------
 // CLI
 
-function banner (s: Stack, opts: { redisStarted: boolean, mysqlStarted: boolean, frontPort: number }): string {
-  const first = s.apiUrls[0]!.replace('http://127.0.0.1', 'localhost')
+function banner (s: Stack, opts: { redisStarted: boolean, mysqlStarted: boolean, rateLimit: boolean }): string {
+  const first = (s.frontUrl ?? s.apiUrls[0]!).replace('http://127.0.0.1', 'localhost')
   return [
     '',
     'recsvc stack is up',
+    ...(s.frontUrl
+      ? [
+          `  nginx:       ${s.frontUrl}   <- use this one (least_conn over ${s.apiUrls.length} replica(s), per-IP limits ${opts.rateLimit ? 'on' : 'OFF'})`,
+          `  stub_status: ${s.nginxStatusUrl} (127.0.0.1 only)`,
+          `  access log:  ${s.nginxAccessLog} (JSON)`
+        ]
+      : []),
     ...s.apiUrls.map((u, i) => `  api-${i + 1}:       ${u}`),
     `  Redis:       ${redactUrl(s.redisUrl)}${opts.redisStarted ? '' : ' (not started by the stack)'}`,
     `  MySQL:       ${redactUrl(s.mysqlUrl)}${opts.mysqlStarted ? '' : ' (not started by the stack)'}`,
     `  ADMIN_TOKEN: ${s.adminToken}`,
-    `  (port ${opts.frontPort} is reserved for the nginx front; call the replicas directly for now)`,
     '',
     'Try:',
     `  curl -i ${first}/recommend/123`,
@@ -908,6 +1088,7 @@ function banner (s: Stack, opts: { redisStarted: boolean, mysqlStarted: boolean,
     `  curl -s -X POST ${first}/batch-recommend -H 'content-type: application/json' -d '{"user_ids":[1,2,3]}'`,
     `  curl -i -X POST ${first}/invalidate-cache/123 -H 'authorization: Bearer ${s.adminToken}'`,
     `  curl -s ${first}/health/ready`,
+    ...(s.nginxStatusUrl ? [`  curl -s ${s.nginxStatusUrl}`] : []),
     '',
     'Ctrl-C stops everything the stack started.',
     ''
@@ -918,7 +1099,10 @@ const USAGE = `usage: npm run stack -- [options]
 
   --replicas N         API processes (default 1)
   --api-base-port P    first API port; replicas listen on P..P+N-1 (default 3001)
-  --port P             public front port, reserved for nginx (default 8080)
+  --port P             nginx's port, the one clients use (default 8080)
+  --status-port P      nginx's stub_status port on 127.0.0.1 (default: --port + 1 when free)
+  --no-rate-limit      nginx without its per-IP limits (for benchmarks; or NGINX_RATE_LIMIT=off)
+  --no-nginx           only the replicas, no nginx in front
   --users N            demo users to seed when the database is empty (default 10000)
   --fresh              wipe the state directory (.stack/, databases included) first
   --state-dir DIR      state directory (default .stack)
@@ -928,7 +1112,8 @@ const USAGE = `usage: npm run stack -- [options]
 
 Environment: REDIS_URL / MYSQL_URL reuse running servers instead of starting them;
 ADMIN_TOKEN (>= 16 chars) is used instead of a generated one; LOG_LEVEL, SCORER_THREADS and the
-other service variables are passed to the replicas.`
+other service variables are passed to the replicas (behind nginx, TRUST_PROXY defaults to 127.0.0.1
+and SHUTDOWN_DRAIN_DELAY_MS to 500).`
 
 async function main (): Promise<void> {
   let values
@@ -938,6 +1123,9 @@ async function main (): Promise<void> {
         replicas: { type: 'string' },
         'api-base-port': { type: 'string' },
         port: { type: 'string' },
+        'status-port': { type: 'string' },
+        'no-rate-limit': { type: 'boolean' },
+        'no-nginx': { type: 'boolean' },
         users: { type: 'string' },
         fresh: { type: 'boolean' },
         'state-dir': { type: 'string' },
@@ -965,6 +1153,8 @@ async function main (): Promise<void> {
   }
   const replicas = int('replicas', values.replicas, DEFAULTS.replicas, 1, 64)
   const port = int('port', values.port, DEFAULTS.port, 1, 65535)
+  const statusPort = values['status-port'] === undefined ? undefined : int('status-port', values['status-port'], 0, 1, 65535)
+  const rateLimit = values['no-rate-limit'] ? false : rateLimitFromEnv(process.env)
   const apiBasePort = int('api-base-port', values['api-base-port'], DEFAULTS.apiBasePort, 0, 65535 - replicas)
   const users = int('users', values.users, DEFAULTS.users, 0, 100_000_000)
   const env = process.env
@@ -991,7 +1181,10 @@ async function main (): Promise<void> {
     stack = await startStack({
       replicas,
       apiBasePort,
+      nginx: !values['no-nginx'],
       port,
+      nginxStatusPort: statusPort,
+      rateLimit,
       users,
       fresh: values.fresh ?? false,
       stateDir: values['state-dir'],
@@ -1008,7 +1201,7 @@ async function main (): Promise<void> {
     console.error(`[stack] ${err instanceof StackError ? err.message : (err as Error).stack ?? String(err)}`)
     process.exit(1)
   }
-  console.log(banner(stack, { redisStarted: !env.REDIS_URL && stack.processes().some((p) => p.name === 'redis'), mysqlStarted: !env.MYSQL_URL && stack.processes().some((p) => p.name === 'mysql'), frontPort: port }))
+  console.log(banner(stack, { redisStarted: !env.REDIS_URL && stack.processes().some((p) => p.name === 'redis'), mysqlStarted: !env.MYSQL_URL && stack.processes().some((p) => p.name === 'mysql'), rateLimit }))
   if (signals > 0) await stack.stop().then(() => process.exit(0))
 }
 

@@ -1,0 +1,82 @@
+#!/bin/sh
+# The nginx container's command under docker compose: runs nginx in the foreground and reloads it
+# whenever the set of addresses of the API service changes, so `docker compose up --scale api=6`,
+# and scaling up or down later, work without editing the config.
+#
+# Why: nginx/nginx.compose.conf has `upstream { server api:3000 ...; }`. nginx resolves `api` when
+# it loads its config, through Docker's embedded DNS (127.0.0.11, via /etc/resolv.conf), and gets
+# one A record per running replica, so every replica becomes an upstream server. Open-source nginx
+# 1.22 never re-resolves that name by itself (the `resolve` parameter of `server` is open source
+# only from 1.27.3), and the alternative, `proxy_pass http://$var` with a `resolver`, gives up the
+# upstream block: no least_conn, no keep-alive to the replicas, no shared failure marks. So this
+# script asks Docker's DNS every few seconds and runs `nginx -s reload` when the answer changes.
+# A reload is graceful: old workers finish their requests, new workers use the new server list.
+#
+#   command: ["/bin/sh", "/etc/nginx/dns-reload.sh"]        (extra arguments go to every nginx call)
+#
+# Environment: NGINX_UPSTREAM_HOST (default api), NGINX_DNS_INTERVAL_S (default 2),
+# NGINX_DNS_WAIT_S (how long to wait at start for the name to resolve; default 60), NGINX_BIN.
+# Needs sh, getent and sort: present in the Debian-based official nginx images.
+set -u
+
+NGINX=${NGINX_BIN:-nginx}
+HOST=${NGINX_UPSTREAM_HOST:-api}
+INTERVAL=${NGINX_DNS_INTERVAL_S:-2}
+WAIT=${NGINX_DNS_WAIT_S:-60}
+
+log() { echo "dns-reload: $*" >&2; }
+
+# The sorted IPv4 addresses of $HOST on one line; empty when it does not resolve.
+addresses() {
+  { getent ahostsv4 "$HOST" 2>/dev/null || getent hosts "$HOST" 2>/dev/null; } |
+    while read -r ip _; do echo "$ip"; done | sort -u | tr '\n' ' '
+}
+
+# nginx refuses to start while an upstream name does not resolve (no replica running yet).
+current=$(addresses)
+waited=0
+while [ -z "$current" ]; do
+  if [ "$waited" -ge "$WAIT" ]; then
+    log "$HOST does not resolve after ${WAIT}s; starting nginx anyway"
+    break
+  fi
+  sleep 1
+  waited=$((waited + 1))
+  current=$(addresses)
+done
+log "$HOST -> ${current:-(nothing)}"
+
+"$NGINX" "$@" -g 'daemon off;' &
+nginx_pid=$!
+
+# docker stop sends SIGQUIT (the nginx image's STOPSIGNAL: graceful) or SIGTERM (fast): pass it on.
+forward() { kill "-$1" "$nginx_pid" 2>/dev/null; }
+trap 'forward QUIT' QUIT
+trap 'forward TERM' TERM
+trap 'forward INT' INT
+trap 'forward HUP' HUP
+
+while kill -0 "$nginx_pid" 2>/dev/null; do
+  sleep "$INTERVAL" &
+  wait $! 2>/dev/null # returns early on a trapped signal
+  kill -0 "$nginx_pid" 2>/dev/null || break
+  next=$(addresses)
+  # Nothing resolves (DNS hiccup, or the service scaled to 0): keep the last good server list.
+  if [ -n "$next" ] && [ "$next" != "$current" ]; then
+    if "$NGINX" "$@" -t -q; then
+      log "$HOST changed: ${current:-(nothing)}-> $next; reloading nginx"
+      "$NGINX" "$@" -s reload && current=$next
+    elif [ "$next" != "${failed:-}" ]; then
+      log "$HOST changed to $next, but the config test failed; keeping the running config"
+      failed=$next
+    fi
+  fi
+done
+
+# nginx has exited (or is exiting after a forwarded signal): exit with its status.
+while :; do
+  wait "$nginx_pid"
+  status=$?
+  kill -0 "$nginx_pid" 2>/dev/null || break
+done
+exit "$status"

@@ -1,0 +1,360 @@
+// Renders nginx/nginx.conf.template, the one nginx config of this project, for two modes:
+//
+//   compose  upstream `api:3000` (every replica of the scaled compose service, through Docker's DNS),
+//            listens on 8080, stub_status on 127.0.0.1:8081, logs to stdout/stderr. Committed as
+//            nginx/nginx.compose.conf (and nginx.compose.no-rate-limit.conf for benchmarks).
+//   local    upstream 127.0.0.1:PORT for each replica started by `npm run stack`; pid file, logs and
+//            temporary paths under the stack's state directory, so nginx runs as any user.
+//
+//   npm run nginx-config -- --mode compose [--no-rate-limit] [--out FILE]
+//   npm run nginx-config -- --mode local --api-ports 3001,3002 [--port 8080] [--status-port 8081]
+//                           [--state-dir .stack] [--no-rate-limit] [--out FILE]
+//   npm run nginx-config -- --update    rewrite the committed compose renderings
+//   npm run nginx-config -- --check     exit 1 when a committed rendering is out of date
+//
+// NGINX_RATE_LIMIT=off in the environment means --no-rate-limit.
+
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+/** Per-client-IP protection: the only place these numbers are written down. */
+export const RATE_LIMIT_DEFAULTS = Object.freeze({
+  /** sustained requests per second per client IP (limit_req_zone rate) */
+  ratePerSecond: 100,
+  /** requests above the rate accepted at once before 429s (limit_req burst, nodelay) */
+  burst: 50,
+  /** open connections per client IP (limit_conn) */
+  connectionsPerIp: 100
+})
+
+/** Sized for 10,000 concurrent client connections in a single worker (each also needs an upstream
+ *  connection, hence the descriptor limit of 4x). */
+export const CAPACITY_DEFAULTS = Object.freeze({
+  workerConnections: 16_384,
+  workerRlimitNofile: 65_536,
+  /** idle keep-alive connections to the replicas cached per worker */
+  upstreamKeepalive: 128
+})
+
+/** Passive health: a replica with `maxFails` failed attempts within `failTimeoutS` seconds gets no
+ *  requests for `failTimeoutS` seconds (open-source nginx has no active health checks). */
+export const UPSTREAM_DEFAULTS = Object.freeze({ maxFails: 3, failTimeoutS: 2 })
+
+export const COMPOSE_DEFAULTS = Object.freeze({
+  upstreamHost: 'api',
+  upstreamPort: 3000,
+  listen: '8080',
+  statusListen: '127.0.0.1:8081',
+  pidFile: '/tmp/nginx.pid',
+  /** nginx creates only the last path component of a temp path: /tmp/nginx_proxy_temp etc. */
+  tempPrefix: '/tmp/nginx_',
+  accessLog: '/dev/stdout'
+})
+
+export interface RateLimit { ratePerSecond: number, burst: number, connectionsPerIp: number }
+
+interface CommonOptions {
+  /** Per-IP limits: true/undefined = RATE_LIMIT_DEFAULTS, an object overrides some numbers,
+   *  false = off (benchmarks). */
+  rateLimit?: boolean | Partial<RateLimit>
+  workerProcesses?: number | 'auto'
+  workerConnections?: number
+  workerRlimitNofile?: number
+  upstreamKeepalive?: number
+  maxFails?: number
+  failTimeoutS?: number
+}
+
+export interface ComposeOptions extends CommonOptions {
+  mode: 'compose'
+  /** the compose service name, resolved by Docker's DNS to every replica (default api) */
+  upstreamHost?: string
+  upstreamPort?: number
+  /** default 8080 (every interface of the container) */
+  listen?: string
+  /** default 127.0.0.1:8081 */
+  statusListen?: string
+}
+
+export interface LocalOptions extends CommonOptions {
+  mode: 'local'
+  /** replica addresses, `host:port` or a port on 127.0.0.1 */
+  upstreams: Array<string | number>
+  /** the stack's state directory: pid file in <dir>/run, logs and temp dirs in <dir>/nginx (which
+   *  must exist) */
+  stateDir: string
+  /** public port (default 8080) */
+  port?: number
+  /** interface for the public port (default 127.0.0.1) */
+  host?: string
+  /** stub_status port, on 127.0.0.1 only (default port + 1) */
+  statusPort?: number
+  /** JSON access log file (default <stateDir>/nginx/access.log); false = no access log */
+  accessLog?: string | false
+}
+
+export type NginxConfigOptions = ComposeOptions | LocalOptions
+
+export class NginxConfigError extends Error {}
+
+// ---------------------------------------------------------------------------------------------
+
+function findRepoFile (rel: string): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (let i = 0; i < 4; i++) { // scripts/ from source, dist/scripts/ when compiled
+    const p = join(dir, rel)
+    try {
+      if (statSync(p).isFile()) return p
+    } catch {}
+    dir = dirname(dir)
+  }
+  throw new NginxConfigError(`${rel} not found above ${dirname(fileURLToPath(import.meta.url))}`)
+}
+
+export function templatePath (): string {
+  return findRepoFile(join('nginx', 'nginx.conf.template'))
+}
+
+export function repoDir (): string {
+  return dirname(dirname(templatePath()))
+}
+
+/** The compose renderings committed under nginx/, which a test keeps in step with the template. */
+export function committedVariants (): Array<{ file: string, options: ComposeOptions }> {
+  const dir = dirname(templatePath())
+  return [
+    { file: join(dir, 'nginx.compose.conf'), options: { mode: 'compose' } },
+    { file: join(dir, 'nginx.compose.no-rate-limit.conf'), options: { mode: 'compose', rateLimit: false } }
+  ]
+}
+
+/** NGINX_RATE_LIMIT=off|false|0|no turns the per-IP limits off. */
+export function rateLimitFromEnv (env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = (env.NGINX_RATE_LIMIT ?? '').trim().toLowerCase()
+  return !['off', 'false', '0', 'no'].includes(v)
+}
+
+function posInt (name: string, v: number, min = 1, max = 10_000_000): number {
+  if (!Number.isInteger(v) || v < min || v > max) throw new NginxConfigError(`${name} must be an integer ${min}..${max}, got ${v}`)
+  return v
+}
+
+/** A value nginx reads literally: no quotes, `$` (variables), `;`, braces or whitespace. */
+function token (name: string, v: string): string {
+  if (!/^[^\s"'$;{}\\#]+$/.test(v)) throw new NginxConfigError(`${name} cannot be used in an nginx config: ${JSON.stringify(v)}`)
+  return v
+}
+
+/** A path for a double-quoted string (so it may contain spaces): no quotes, `$`, backslashes. */
+function pathValue (name: string, p: string): string {
+  if (/["'$\\\n\r]/.test(p)) throw new NginxConfigError(`${name} cannot be used in an nginx config: ${JSON.stringify(p)}`)
+  return p
+}
+
+function upstreamAddress (u: string | number): string {
+  if (typeof u === 'number') return `127.0.0.1:${posInt('upstream port', u, 1, 65535)}`
+  const m = /^(.+):(\d+)$/.exec(u)
+  if (!m) throw new NginxConfigError(`upstream must be host:port, got ${JSON.stringify(u)}`)
+  posInt('upstream port', Number(m[2]), 1, 65535)
+  return token('upstream', u)
+}
+
+/** Minimal templating: {{NAME}} values, {{#NAME}}..{{/NAME}} and {{^NAME}}..{{/NAME}} line blocks. */
+export function renderTemplate (template: string, values: Record<string, string>, flags: Record<string, boolean>): string {
+  let out = template.replace(/^[ \t]*\{\{([#^])(\w+)\}\}[ \t]*\n([\s\S]*?)^[ \t]*\{\{\/\2\}\}[ \t]*\n/gm, (_m, kind: string, name: string, body: string) => {
+    if (!(name in flags)) throw new NginxConfigError(`template: unknown flag ${name}`)
+    return (kind === '#') === flags[name] ? body : ''
+  })
+  out = out.replace(/\{\{(\w+)\}\}/g, (_m, name: string) => {
+    const v = values[name]
+    if (v === undefined) throw new NginxConfigError(`template: no value for {{${name}}}`)
+    return v
+  })
+  const left = /\{\{[^}]*\}\}/.exec(out)
+  if (left) throw new NginxConfigError(`template: unrendered ${left[0]}`)
+  return out
+}
+
+export function renderNginxConfig (opts: NginxConfigOptions, template = readFileSync(templatePath(), 'utf8')): string {
+  const rl = opts.rateLimit === false ? undefined : { ...RATE_LIMIT_DEFAULTS, ...(typeof opts.rateLimit === 'object' ? opts.rateLimit : {}) }
+  if (rl) {
+    posInt('rate limit (r/s)', rl.ratePerSecond)
+    posInt('rate limit burst', rl.burst, 0)
+    posInt('connections per IP', rl.connectionsPerIp)
+  }
+  const workerConnections = posInt('worker_connections', opts.workerConnections ?? CAPACITY_DEFAULTS.workerConnections, 64)
+  const rlimit = posInt('worker_rlimit_nofile', opts.workerRlimitNofile ?? CAPACITY_DEFAULTS.workerRlimitNofile, 128)
+  const workers = opts.workerProcesses ?? 'auto'
+  if (workers !== 'auto') posInt('worker_processes', workers, 1, 1024)
+  const maxFails = posInt('max_fails', opts.maxFails ?? UPSTREAM_DEFAULTS.maxFails, 0, 1000)
+  const failTimeout = posInt('fail_timeout', opts.failTimeoutS ?? UPSTREAM_DEFAULTS.failTimeoutS, 1, 3600)
+  const serverLine = (addr: string) => `        server ${addr} max_fails=${maxFails} fail_timeout=${failTimeout}s;`
+
+  let upstreams: string[]
+  let listen: string
+  let statusListen: string
+  let pidFile: string
+  let tempPrefix: string
+  let accessLog: string
+  let header: string
+  if (opts.mode === 'compose') {
+    const host = token('upstream host', opts.upstreamHost ?? COMPOSE_DEFAULTS.upstreamHost)
+    const port = posInt('upstream port', opts.upstreamPort ?? COMPOSE_DEFAULTS.upstreamPort, 1, 65535)
+    upstreams = [
+      '        # `api` is the compose service. nginx resolves it when it (re)loads its config, through',
+      '        # Docker\'s embedded DNS, into one server per running replica: `--scale api=6` works at',
+      '        # start. Open-source nginx 1.22 does not re-resolve it by itself (`server ... resolve` is',
+      '        # 1.27.3+), so nginx/dns-reload.sh, the container\'s command, runs `nginx -s reload` when',
+      '        # the set of addresses changes: scaling up or down later needs no edit here.',
+      serverLine(`${host}:${port}`)
+    ]
+    listen = token('listen', opts.listen ?? COMPOSE_DEFAULTS.listen)
+    statusListen = token('status listen', opts.statusListen ?? COMPOSE_DEFAULTS.statusListen)
+    pidFile = COMPOSE_DEFAULTS.pidFile
+    tempPrefix = COMPOSE_DEFAULTS.tempPrefix
+    accessLog = `${COMPOSE_DEFAULTS.accessLog} json`
+    header = [
+      '#',
+      `# GENERATED (compose mode, per-IP limits ${rl ? 'on' : 'OFF'}). Do not edit: change nginx/nginx.conf.template`,
+      '# and run `npm run nginx-config -- --update`. A test fails while this file is out of date.',
+      '# Mounted at /etc/nginx/nginx.conf; run by nginx/dns-reload.sh (see the README).'
+    ].join('\n')
+  } else {
+    if (!Array.isArray(opts.upstreams) || opts.upstreams.length === 0) throw new NginxConfigError('local mode needs at least one upstream')
+    if (!opts.stateDir) throw new NginxConfigError('local mode needs stateDir')
+    upstreams = opts.upstreams.map((u) => serverLine(upstreamAddress(u)))
+    const port = posInt('port', opts.port ?? 8080, 1, 65535)
+    const host = token('host', opts.host ?? '127.0.0.1')
+    listen = `${host.includes(':') ? `[${host}]` : host}:${port}`
+    statusListen = `127.0.0.1:${posInt('status port', opts.statusPort ?? port + 1, 1, 65535)}`
+    const dir = resolve(opts.stateDir)
+    pidFile = join(dir, 'run', 'nginx.pid')
+    tempPrefix = `${join(dir, 'nginx')}/`
+    const log = opts.accessLog ?? join(dir, 'nginx', 'access.log')
+    accessLog = log === false ? 'off' : `"${pathValue('access log', log)}" json`
+    pathValue('state dir', dir)
+    header = [
+      '#',
+      `# GENERATED for \`npm run stack\` (local mode, ${opts.upstreams.length} replica(s), per-IP limits ${rl ? 'on' : 'OFF'}).`,
+      '# Rewritten on every start; edit nginx/nginx.conf.template instead.'
+    ].join('\n')
+  }
+
+  return renderTemplate(template, {
+    HEADER: header,
+    WORKER_PROCESSES: String(workers),
+    WORKER_CONNECTIONS: String(workerConnections),
+    WORKER_RLIMIT_NOFILE: String(rlimit),
+    PID_FILE: pidFile,
+    TEMP_PREFIX: tempPrefix,
+    ACCESS_LOG: accessLog,
+    UPSTREAM_SERVERS: upstreams.join('\n'),
+    UPSTREAM_KEEPALIVE: String(posInt('upstream keepalive', opts.upstreamKeepalive ?? CAPACITY_DEFAULTS.upstreamKeepalive)),
+    LISTEN: listen,
+    STATUS_LISTEN: statusListen,
+    RATE_LIMIT_RATE: String(rl?.ratePerSecond ?? RATE_LIMIT_DEFAULTS.ratePerSecond),
+    RATE_LIMIT_BURST: String(rl?.burst ?? RATE_LIMIT_DEFAULTS.burst),
+    RATE_LIMIT_CONN: String(rl?.connectionsPerIp ?? RATE_LIMIT_DEFAULTS.connectionsPerIp)
+  }, { RATE_LIMIT: rl !== undefined })
+}
+
+// ---------------------------------------------------------------------------------------------
+// CLI
+
+const USAGE = `usage:
+  npm run nginx-config -- --mode compose [--no-rate-limit] [--out FILE]
+  npm run nginx-config -- --mode local --api-ports P1,P2,... [--port 8080] [--status-port P]
+                          [--state-dir .stack] [--no-rate-limit] [--out FILE]
+  npm run nginx-config -- --update     rewrite the committed nginx/nginx.compose*.conf
+  npm run nginx-config -- --check      exit 1 when they are out of date
+
+Without --out the config is printed. NGINX_RATE_LIMIT=off means --no-rate-limit.`
+
+function main (): void {
+  let values
+  try {
+    ({ values } = parseArgs({
+      options: {
+        mode: { type: 'string' },
+        'api-ports': { type: 'string' },
+        port: { type: 'string' },
+        'status-port': { type: 'string' },
+        'state-dir': { type: 'string' },
+        'no-rate-limit': { type: 'boolean' },
+        out: { type: 'string' },
+        update: { type: 'boolean' },
+        check: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' }
+      }
+    }))
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`)
+    process.exit(2)
+  }
+  if (values.help) {
+    console.log(USAGE)
+    return
+  }
+  if (values.update || values.check) {
+    let stale = 0
+    for (const v of committedVariants()) {
+      const want = renderNginxConfig(v.options)
+      let have = ''
+      try { have = readFileSync(v.file, 'utf8') } catch {}
+      if (have === want) {
+        console.log(`up to date: ${v.file}`)
+      } else if (values.update) {
+        writeFileSync(v.file, want)
+        console.log(`wrote ${v.file}`)
+      } else {
+        console.error(`OUT OF DATE: ${v.file} (run npm run nginx-config -- --update)`)
+        stale++
+      }
+    }
+    if (stale) process.exit(1)
+    return
+  }
+  const rateLimit = values['no-rate-limit'] ? false : rateLimitFromEnv()
+  const num = (name: string, v: string | undefined): number | undefined => {
+    if (v === undefined) return undefined
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < 0 || n > 65535) {
+      console.error(`--${name} must be a port number, got ${JSON.stringify(v)}`)
+      process.exit(2)
+    }
+    return n
+  }
+  let opts: NginxConfigOptions
+  if (values.mode === 'compose') {
+    opts = { mode: 'compose', rateLimit }
+  } else if (values.mode === 'local') {
+    const ports = (values['api-ports'] ?? '').split(',').filter(Boolean).map((p) => num('api-ports', p)!)
+    if (!ports.length) {
+      console.error(`--mode local needs --api-ports\n\n${USAGE}`)
+      process.exit(2)
+    }
+    opts = { mode: 'local', upstreams: ports, port: num('port', values.port), statusPort: num('status-port', values['status-port']), stateDir: resolve(values['state-dir'] ?? join(repoDir(), '.stack')), rateLimit }
+  } else {
+    console.error(`--mode compose|local is required\n\n${USAGE}`)
+    process.exit(2)
+  }
+  let text: string
+  try {
+    text = renderNginxConfig(opts)
+  } catch (err) {
+    console.error((err as Error).message)
+    process.exit(2)
+  }
+  if (values.out) {
+    writeFileSync(values.out, text)
+    console.error(`wrote ${values.out}`)
+  } else {
+    process.stdout.write(text)
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main()
+}

@@ -1,0 +1,457 @@
+// nginx/nginx.conf.template as rendered by scripts/nginx-config.ts: every variant passes the real
+// binary's `nginx -t`, carries the settings the service relies on, and the committed compose
+// renderings are up to date. Then the real nginx runs a local rendering in front of two fake
+// upstreams to prove the behaviour: retries for GET but never for POST, request ids, forwarded
+// headers, upstream keep-alive, the JSON access log, internal-only stub_status and the per-IP
+// limits (on, off, and the connection cap). Also nginx/dns-reload.sh: a changed DNS answer for the
+// compose service reloads nginx.
+import t from 'tap'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { chmodSync, closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { connect } from 'node:net'
+import { networkInterfaces, tmpdir } from 'node:os'
+import { delimiter, join } from 'node:path'
+import {
+  CAPACITY_DEFAULTS, COMPOSE_DEFAULTS, RATE_LIMIT_DEFAULTS, committedVariants, rateLimitFromEnv,
+  renderNginxConfig, templatePath, type NginxConfigOptions
+} from '../scripts/nginx-config.ts'
+import { getFreePort } from './helpers/services.ts'
+
+function findNginx (): string | undefined {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin']) {
+    if (!dir) continue
+    try {
+      if (statSync(join(dir, 'nginx')).isFile()) return join(dir, 'nginx')
+    } catch {}
+  }
+  return undefined
+}
+
+const NGINX = findNginx()
+if (!NGINX) throw new Error('nginx not found (Debian: apt-get install nginx-light)')
+const nginx = NGINX
+
+const work = await mkdtemp(join(tmpdir(), 'recsvc-nginx-config-'))
+t.teardown(() => rm(work, { recursive: true, force: true }))
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Writes a rendering where `nginx -t` can check it here: compose's `api` is not resolvable outside
+ *  Docker, so (for the check only) it becomes 127.0.0.1, and /tmp paths move into a temp dir. */
+async function checkable (name: string, text: string): Promise<{ file: string, dir: string }> {
+  const dir = join(work, name)
+  await mkdir(join(dir, 'run'), { recursive: true })
+  await mkdir(join(dir, 'nginx'), { recursive: true })
+  const file = join(dir, 'nginx.conf')
+  await writeFile(file, text
+    .replace(/server api:3000 /, 'server 127.0.0.1:3000 ')
+    .replaceAll(COMPOSE_DEFAULTS.tempPrefix, `${dir}/nginx_`)
+    .replace(`"${COMPOSE_DEFAULTS.pidFile}"`, `"${dir}/run/nginx.pid"`))
+  return { file, dir }
+}
+
+/** `nginx -t` with a stdout it can open as /dev/stdout (compose logs there; a child's stdout from
+ *  Node is a socket, which cannot be opened by path). */
+function nginxTest (file: string): { ok: boolean, output: string } {
+  const out = openSync(`${file}.stdout`, 'w')
+  try {
+    const r = spawnSync(nginx, ['-t', '-q', '-e', 'stderr', '-c', file], { encoding: 'utf8', stdio: ['ignore', out, 'pipe'] })
+    return { ok: r.status === 0, output: r.stderr ?? '' }
+  } finally {
+    closeSync(out)
+  }
+}
+
+/** The value of the first directive `name` (at any depth), or undefined. */
+function directive (conf: string, name: string): string | undefined {
+  return new RegExp(`^\\s*${name}\\s+([^;]+);`, 'm').exec(conf)?.[1]?.trim()
+}
+
+/** The body of the first `<head> { ... }` block, braces balanced. */
+function block (conf: string, head: RegExp): string {
+  const m = head.exec(conf)
+  if (!m) return ''
+  let depth = 0
+  for (let i = m.index + m[0].length - 1; i < conf.length; i++) {
+    if (conf[i] === '{') depth++
+    else if (conf[i] === '}' && --depth === 0) return conf.slice(m.index, i + 1)
+  }
+  return ''
+}
+
+const uncommented = (conf: string) => conf.split('\n').filter((l) => !/^\s*#/.test(l)).join('\n')
+
+// ---------------------------------------------------------------------------------------------
+// the real nginx in front of two fake upstreams
+
+interface Seen { server: string, method: string, url: string, headers: IncomingMessage['headers'], socket: string }
+
+const seen: Seen[] = []
+const firstContact = new Set<string>()
+
+function fakeUpstream (name: string): Server {
+  return createServer((req: IncomingMessage, res: ServerResponse) => {
+    const rid = String(req.headers['x-request-id'] ?? '')
+    seen.push({ server: name, method: req.method ?? '', url: req.url ?? '', headers: req.headers, socket: `${name}:${req.socket.remotePort}` })
+    req.resume()
+    req.on('end', () => {
+      const fail = /^\/fail-first\//.test(req.url ?? '') && !firstContact.has(rid)
+      if (fail) firstContact.add(rid)
+      if (fail && req.url?.endsWith('/reset')) {
+        req.socket.destroy() // the replica dies with the request in flight
+        return
+      }
+      if (fail && req.url?.endsWith('/503')) {
+        res.writeHead(503, { 'content-type': 'application/json', 'x-served-by': name }).end('{"statusCode":503}')
+        return
+      }
+      const delay = req.url?.startsWith('/slow') ? 400 : 0
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json', 'x-served-by': name, 'x-cache': 'HIT-L1' })
+        res.end(JSON.stringify({ server: name, headers: req.headers }))
+      }, delay)
+    })
+  })
+}
+
+async function listen (srv: Server): Promise<number> {
+  const port = await getFreePort()
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject)
+    srv.listen(port, '127.0.0.1', () => resolve())
+  })
+  return port
+}
+
+interface RunningNginx { front: string, status: string, statusPort: number, accessLog: string, stop (): Promise<void> }
+
+const running = new Set<ChildProcess>()
+process.on('exit', () => { for (const c of running) try { c.kill('SIGKILL') } catch {} })
+
+// nginx runs under a shell that holds a pipe from this process: when the test ends in any way
+// (even SIGKILL), the pipe closes and nginx is stopped, so nothing outlives the test.
+const GUARD = '"$@" & pid=$!; read -r _; kill -QUIT "$pid" 2>/dev/null; wait "$pid"'
+
+async function startNginx (name: string, options: Omit<Extract<NginxConfigOptions, { mode: 'local' }>, 'mode' | 'stateDir' | 'port' | 'statusPort'>): Promise<RunningNginx> {
+  const stateDir = join(work, `run-${name}`)
+  await mkdir(join(stateDir, 'run'), { recursive: true })
+  await mkdir(join(stateDir, 'nginx'), { recursive: true })
+  const port = await getFreePort()
+  const statusPort = await getFreePort()
+  const accessLog = join(stateDir, 'nginx', 'access.log')
+  const file = join(stateDir, 'nginx', 'nginx.conf')
+  await writeFile(file, renderNginxConfig({ mode: 'local', stateDir, port, statusPort, accessLog, workerProcesses: 1, workerRlimitNofile: 4096, workerConnections: 1024, ...options }))
+  const child = spawn('/bin/sh', ['-c', GUARD, 'nginx-guard', nginx, '-e', 'stderr', '-p', `${stateDir}/nginx/`, '-c', file, '-g', 'daemon off;'], { stdio: ['pipe', 'ignore', 'pipe'], cwd: stateDir })
+  running.add(child)
+  let stderr = ''
+  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { running.delete(child); resolve() }))
+  const front = `http://127.0.0.1:${port}`
+  const status = `http://127.0.0.1:${statusPort}/nginx_status`
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`)
+    try {
+      if ((await fetch(status)).status === 200) break
+    } catch {}
+    if (i > 100) throw new Error(`nginx did not start: ${stderr}`)
+    await sleep(50)
+  }
+  return {
+    front,
+    status,
+    statusPort,
+    accessLog,
+    async stop () {
+      child.stdin?.end()
+      await exited
+    }
+  }
+}
+
+const a = fakeUpstream('fake-a')
+const b = fakeUpstream('fake-b')
+const ports = [await listen(a), await listen(b)]
+t.teardown(async () => {
+  a.closeAllConnections()
+  b.closeAllConnections()
+  await Promise.all([new Promise((r) => a.close(r)), new Promise((r) => b.close(r))])
+})
+
+const ng = await startNginx('proxy', { upstreams: ports, rateLimit: false })
+t.teardown(() => ng.stop())
+
+async function call (path: string, init: RequestInit & { headers?: Record<string, string> } = {}) {
+  const res = await fetch(`${ng.front}${path}`, { ...init, signal: AbortSignal.timeout(10_000) })
+  const text = await res.text()
+  let body: { server?: string, headers?: Record<string, string>, code?: string, request_id?: string } = {}
+  try { body = JSON.parse(text) } catch {}
+  return { status: res.status, headers: res.headers, body, text }
+}
+
+t.test('GET is retried on another upstream when one dies mid-request or answers 503; POST never is', async (t) => {
+  const attempts = (rid: string) => seen.filter((s) => s.headers['x-request-id'] === rid).map((s) => s.server)
+
+  const g1 = await call('/fail-first/reset', { headers: { 'x-request-id': 'get-reset-1' } })
+  t.equal(g1.status, 200, 'GET whose first upstream reset the connection: 200 from the other')
+  t.equal(new Set(attempts('get-reset-1')).size, 2, `tried on both upstreams (${attempts('get-reset-1').join(', ')})`)
+
+  const g2 = await call('/fail-first/503', { headers: { 'x-request-id': 'get-503-1' } })
+  t.equal(g2.status, 200, 'GET whose first upstream answered 503: 200 from the other')
+  t.equal(attempts('get-503-1').length, 2)
+
+  const p1 = await call('/fail-first/reset', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'x-request-id': 'post-reset-1' } })
+  t.equal(attempts('post-reset-1').length, 1, 'POST whose upstream died mid-request was sent exactly once')
+  t.equal(p1.status, 503, 'and the client gets an error')
+  t.equal(p1.body.code, 'REC_ERR_NO_UPSTREAM', 'in the API\'s JSON error shape')
+  t.equal(p1.body.request_id, 'post-reset-1')
+
+  const p2 = await call('/fail-first/503', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'x-request-id': 'post-503-1' } })
+  t.equal(attempts('post-503-1').length, 1, 'POST answered 503 was sent exactly once')
+  t.equal(p2.status, 503, 'the upstream\'s 503 reaches the client')
+
+  await sleep(2100) // let the failure marks (fail_timeout) expire for the next tests
+})
+
+t.test('request id, forwarded headers, upstream keep-alive and response headers', async (t) => {
+  const before = seen.length
+  const own = await call('/ok', { headers: { 'x-request-id': 'client-req-42', 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'https' } })
+  t.equal(own.status, 200)
+  t.equal(own.headers.get('x-request-id'), 'client-req-42', 'a sane client X-Request-Id comes back')
+  t.equal(own.body.headers?.['x-request-id'], 'client-req-42', 'and reaches the app')
+  t.equal(own.body.headers?.['x-forwarded-for'], '127.0.0.1', 'X-Forwarded-For is the client address, not the spoofed one')
+  t.equal(own.body.headers?.['x-forwarded-proto'], 'http', 'X-Forwarded-Proto is the real scheme')
+  t.equal(own.body.headers?.connection, undefined, 'no Connection header to the upstream (keep-alive)')
+  t.match(own.headers.get('x-served-by') ?? '', /^fake-[ab]$/, 'X-Served-By reaches the client')
+  t.equal(own.headers.get('x-cache'), 'HIT-L1', 'X-Cache reaches the client')
+
+  const generated = await call('/ok')
+  t.match(generated.headers.get('x-request-id') ?? '', /^[0-9a-f]{32}$/, 'generated when missing')
+  t.equal(generated.body.headers?.['x-request-id'], generated.headers.get('x-request-id'), 'the same id upstream and downstream')
+  const bad = await call('/ok', { headers: { 'x-request-id': 'x'.repeat(300) } })
+  t.match(bad.headers.get('x-request-id') ?? '', /^[0-9a-f]{32}$/, 'an oversized client id is replaced')
+
+  for (let i = 0; i < 40; i++) await call('/ok')
+  const mine = seen.slice(before)
+  const sockets = new Set(mine.map((s) => s.socket))
+  t.ok(sockets.size <= 4, `${mine.length} requests over ${sockets.size} upstream connection(s): keep-alive is used`)
+  t.same([...new Set(mine.map((s) => s.server))].sort(), ['fake-a', 'fake-b'], 'both upstreams used')
+})
+
+t.test('the JSON access log has the upstream address and response time of every attempt', async (t) => {
+  await sleep(100)
+  const lines = (await readFile(ng.accessLog, 'utf8')).trim().split('\n')
+  const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>)
+  t.ok(entries.length >= 40, `${entries.length} JSON lines`)
+  const retried = entries.find((e) => e.request_id === 'get-reset-1')
+  t.match(String(retried?.upstream_addr), /^127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+$/, 'a retried GET lists both upstreams')
+  t.match(String(retried?.upstream_response_time), /^[\d.]+, [\d.]+$/, 'and both response times')
+  const ok = entries.find((e) => e.request_id === 'client-req-42')
+  t.equal(ok?.status, 200)
+  t.match(String(ok?.served_by), /^fake-[ab]$/)
+  t.match(String(ok?.upstream_addr), new RegExp(`^127\\.0\\.0\\.1:(${ports.join('|')})$`))
+})
+
+t.test('stub_status answers on the internal port only', async (t) => {
+  const status = await fetch(ng.status)
+  t.equal(status.status, 200)
+  t.match(await status.text(), /Active connections: \d+/, 'stub_status on 127.0.0.1')
+  const outside = await call('/nginx_status')
+  t.equal(outside.status, 404, 'not on the public port')
+  t.notMatch(outside.text, /Active connections/)
+  const other = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)?.address
+  if (other) {
+    const refused = await new Promise<boolean>((resolve) => {
+      const sock = connect({ host: other, port: ng.statusPort })
+      sock.once('connect', () => { sock.destroy(); resolve(false) })
+      sock.once('error', () => resolve(true))
+    })
+    t.ok(refused, `the status port is closed on ${other}`)
+  } else {
+    t.comment('no non-loopback IPv4 interface to try the status port on')
+  }
+})
+
+t.test('per-IP limits: 429 past the burst, the connection cap, and nothing when off', async (t) => {
+  const burst = async (front: string, n: number) => {
+    const codes = await Promise.all(Array.from({ length: n }, () => fetch(`${front}/ok`).then(async (r) => {
+      const body = await r.text()
+      return { status: r.status, body, retryAfter: r.headers.get('retry-after') }
+    })))
+    return codes
+  }
+  const limited = await startNginx('limited', { upstreams: ports })
+  t.teardown(() => limited.stop())
+  const res = await burst(limited.front, 200)
+  const rejected = res.filter((r) => r.status === 429)
+  t.ok(rejected.length > 0, `${rejected.length} of 200 simultaneous requests got 429`)
+  t.ok(res.filter((r) => r.status === 200).length >= RATE_LIMIT_DEFAULTS.burst, 'the burst is served')
+  t.match(JSON.parse(rejected[0]?.body ?? '{}'), { statusCode: 429, code: 'REC_ERR_RATE_LIMITED' }, '429 in the API\'s JSON error shape')
+  t.equal(rejected[0]?.retryAfter, '1', 'with Retry-After')
+
+  const open = await burst(ng.front, 200)
+  t.equal(open.filter((r) => r.status !== 200).length, 0, 'rendered with rateLimit: false, nothing is limited')
+
+  const capped = await startNginx('capped', { upstreams: ports, rateLimit: { ratePerSecond: 10_000, burst: 10_000, connectionsPerIp: 5 } })
+  t.teardown(() => capped.stop())
+  const slow = await Promise.all(Array.from({ length: 12 }, () => fetch(`${capped.front}/slow`).then((r) => r.status)))
+  t.equal(slow.filter((s) => s === 200).length, 5, 'a connection cap of 5 serves 5 slow requests at once')
+  t.equal(slow.filter((s) => s === 429).length, 7, 'and refuses the rest')
+})
+
+t.test('dns-reload.sh reloads nginx when the compose service\'s addresses change', async (t) => {
+  const script = join(templatePath(), '..', 'dns-reload.sh')
+  const dir = join(work, 'dns')
+  const bin = join(dir, 'bin')
+  await mkdir(join(dir, 'run'), { recursive: true })
+  await mkdir(join(dir, 'nginx'), { recursive: true })
+  await mkdir(bin, { recursive: true })
+  // A stand-in for `getent ahostsv4 api`, answering from a file the test rewrites.
+  const answers = join(dir, 'addresses')
+  await writeFile(join(bin, 'getent'), `#!/bin/sh\n[ "$1" = ahostsv4 ] && [ -s "${answers}" ] || exit 2\nfor ip in $(cat "${answers}"); do echo "$ip STREAM $2"; echo "$ip DGRAM"; done\n`)
+  chmodSync(join(bin, 'getent'), 0o755)
+  await writeFile(answers, '10.0.0.1\n')
+  const file = join(dir, 'nginx', 'nginx.conf')
+  const statusPort = await getFreePort()
+  await writeFile(file, renderNginxConfig({ mode: 'local', upstreams: [ports[0]!], stateDir: dir, port: await getFreePort(), statusPort, workerProcesses: 1, workerRlimitNofile: 4096, workerConnections: 1024 }))
+  const child = spawn('/bin/sh', ['-c', `${GUARD.replace('kill -QUIT', 'kill -TERM')}`, 'dns-guard', '/bin/sh', script, '-e', 'stderr', '-c', file], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+    cwd: dir,
+    env: { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH ?? ''}`, NGINX_BIN: nginx, NGINX_DNS_INTERVAL_S: '1' }
+  })
+  running.add(child)
+  let log = ''
+  child.stderr?.on('data', (d: Buffer) => { log += d.toString() })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { running.delete(child); resolve(code) }))
+  t.teardown(() => { child.stdin?.end(); return exited })
+
+  const workers = async (): Promise<string> => {
+    const master = (await readFile(join(dir, 'run', 'nginx.pid'), 'utf8').catch(() => '')).trim()
+    return master ? (await readFile(`/proc/${master}/task/${master}/children`, 'utf8').catch(() => '')).trim() : ''
+  }
+  let before = ''
+  for (let i = 0; i < 100 && !(before = await workers()); i++) await sleep(50)
+  t.ok(before, `nginx started under dns-reload.sh (workers ${before})`)
+  await sleep(1500)
+  t.equal(await workers(), before, 'no reload while the answer is the same')
+  await writeFile(answers, '10.0.0.2\n10.0.0.1\n')
+  // After a reload the old workers finish gracefully: wait until only new ones are left.
+  const old = new Set(before.split(/\s+/))
+  let after = before
+  for (let i = 0; i < 60; i++) {
+    after = await workers()
+    if (after && after.split(/\s+/).every((pid) => !old.has(pid))) break
+    await sleep(100)
+  }
+  t.ok(after.split(/\s+/).every((pid) => !old.has(pid)), `a new address: nginx reloaded (workers ${before} -> ${after})`)
+  t.match(log, /changed: 10\.0\.0\.1 -> 10\.0\.0\.1 10\.0\.0\.2 ; reloading nginx/)
+  await writeFile(answers, '')
+  await sleep(1500)
+  t.equal(await workers(), after, 'an empty answer (DNS hiccup or scaled to 0) keeps the running config')
+  t.equal((await fetch(`http://127.0.0.1:${statusPort}/nginx_status`)).status, 200, 'nginx still serving')
+})
+
+// ---------------------------------------------------------------------------------------------
+// the renderings (defined last: tap's root test must not end while the set-up above is awaited)
+
+const variants: Array<{ name: string, options: NginxConfigOptions, replicas: number }> = [
+  { name: 'compose', options: { mode: 'compose' }, replicas: 1 },
+  { name: 'compose-no-rate-limit', options: { mode: 'compose', rateLimit: false }, replicas: 1 },
+  { name: 'local-1', options: { mode: 'local', upstreams: [3001], stateDir: join(work, 'local-1') }, replicas: 1 },
+  { name: 'local-6', options: { mode: 'local', upstreams: [3001, 3002, 3003, 3004, 3005, 3006], stateDir: join(work, 'local-6') }, replicas: 6 },
+  { name: 'local-6-no-rate-limit', options: { mode: 'local', upstreams: [3001, 3002, 3003, 3004, 3005, 3006], stateDir: join(work, 'local-6-no-rate-limit'), rateLimit: false }, replicas: 6 }
+]
+
+for (const v of variants) {
+  t.test(`${v.name}: nginx -t passes and the settings are there`, async (t) => {
+    const text = renderNginxConfig(v.options)
+    const { file } = await checkable(v.name, text)
+    const res = nginxTest(file)
+    t.ok(res.ok, `nginx -t -c ${file}${res.ok ? '' : `\n${res.output}`}`)
+
+    const conf = uncommented(text)
+    const upstream = block(conf, /upstream\s+recsvc_api\s*\{/)
+    t.ok(upstream, 'an upstream block')
+    t.match(upstream, /^\s*least_conn;/m, 'least_conn')
+    t.match(upstream, /^\s*zone\s+\S+\s+\d+k;/m, 'shared zone (one view of connections and failures for all workers)')
+    t.ok(Number(directive(upstream, 'keepalive')) >= 16, 'upstream keepalive')
+    const servers = [...upstream.matchAll(/^\s*server\s+(\S+)\s+max_fails=\d+\s+fail_timeout=\d+s;/gm)].map((m) => m[1])
+    if (v.options.mode === 'compose') t.same(servers, ['api:3000'], 'compose: the scaled service by name')
+    else t.same(servers, v.options.upstreams.map((p) => `127.0.0.1:${p}`), `local: ${v.replicas} replica(s)`)
+
+    const proxy = block(conf, /location\s+\/\s*\{/)
+    t.equal(directive(proxy, 'proxy_pass'), 'http://recsvc_api')
+    t.equal(directive(proxy, 'proxy_http_version'), '1.1', 'HTTP/1.1 upstream')
+    t.match(proxy, /^\s*proxy_set_header\s+Connection\s+"";/m, 'Connection header cleared')
+    const next = directive(proxy, 'proxy_next_upstream') ?? ''
+    t.same(next.split(/\s+/).sort(), ['error', 'http_502', 'http_503', 'timeout'], 'proxy_next_upstream error timeout http_502 http_503')
+    t.notMatch(conf, /non_idempotent/, 'POSTs are never retried (no non_idempotent)')
+    for (const d of ['proxy_connect_timeout', 'proxy_read_timeout', 'proxy_send_timeout', 'proxy_next_upstream_tries', 'proxy_next_upstream_timeout']) {
+      t.ok(directive(proxy, d), `${d} set`)
+    }
+    t.match(proxy, /^\s*proxy_set_header\s+X-Request-Id\s+\$req_id;/m, 'X-Request-Id to the app')
+    t.match(proxy, /^\s*add_header\s+X-Request-Id\s+\$req_id\s+always;/m, 'X-Request-Id to the client')
+    t.match(conf, /map\s+\$http_x_request_id\s+\$req_id\s*\{[^}]*default\s+\$request_id;/, 'request id generated when missing')
+    t.match(proxy, /^\s*proxy_set_header\s+X-Forwarded-For\s+\$remote_addr;/m, 'X-Forwarded-For set by nginx')
+    t.match(proxy, /^\s*proxy_set_header\s+X-Forwarded-Proto\s+\$scheme;/m, 'X-Forwarded-Proto')
+    t.notMatch(conf, /proxy_hide_header\s+X-(Cache|Served-By)/i, 'X-Cache and X-Served-By reach the client')
+
+    const logFormat = /log_format\s+json\s+escape=json\s+([\s\S]*?);\n/.exec(conf)?.[1] ?? ''
+    t.ok(logFormat, 'a JSON log_format')
+    t.match(logFormat, /\$upstream_addr/, 'with $upstream_addr')
+    t.match(logFormat, /\$upstream_response_time/, 'with $upstream_response_time')
+    t.match(directive(conf, 'access_log') ?? '', /\sjson$/, 'the access log uses it')
+
+    const wc = Number(directive(conf, 'worker_connections'))
+    const nofile = Number(directive(conf, 'worker_rlimit_nofile'))
+    t.ok(wc >= 10_240, `worker_connections ${wc} >= 10240`)
+    t.ok(nofile >= 2 * wc, `worker_rlimit_nofile ${nofile} >= 2 x worker_connections`)
+    t.notMatch(conf, /^\s*user\s/m, 'no user directive (runs as root or as anyone)')
+    t.notMatch(conf, /^\s*daemon\s/m, 'daemon is left to the command line (-g "daemon off;")')
+
+    const { ratePerSecond, burst, connectionsPerIp } = RATE_LIMIT_DEFAULTS
+    if (v.options.rateLimit === false) {
+      t.notMatch(conf, /limit_req|limit_conn/, 'per-IP limits off')
+    } else {
+      t.match(conf, new RegExp(`limit_req_zone\\s+\\$binary_remote_addr\\s+zone=per_ip:\\S+\\s+rate=${ratePerSecond}r/s;`), `${ratePerSecond} r/s per IP`)
+      t.match(proxy, new RegExp(`limit_req\\s+zone=per_ip\\s+burst=${burst}\\s+nodelay;`), `burst ${burst}`)
+      t.match(proxy, new RegExp(`limit_conn\\s+per_ip_conn\\s+${connectionsPerIp};`), `${connectionsPerIp} connections per IP`)
+      t.equal(directive(conf, 'limit_req_status'), '429')
+    }
+
+    // stub_status only in a server that listens on the loopback interface, and only for it.
+    const servers2 = [...conf.matchAll(/^\s*server\s*\{/gm)].map((m) => block(conf.slice(m.index), /server\s*\{/))
+    const status = servers2.find((b) => /stub_status/.test(b)) ?? ''
+    const front = servers2.find((b) => /proxy_pass/.test(b)) ?? ''
+    t.equal(servers2.length, 2, 'a public and an internal server')
+    t.match(directive(status, 'listen') ?? '', /^127\.0\.0\.1:\d+$/, 'stub_status listens on 127.0.0.1 only')
+    t.match(status, /allow\s+127\.0\.0\.1;\s*deny\s+all;/, 'and allows only 127.0.0.1')
+    t.notMatch(front, /stub_status/, 'the public server has no stub_status')
+    t.equal(directive(front, 'listen'), v.options.mode === 'compose' ? '8080' : '127.0.0.1:8080', 'public port 8080')
+  })
+}
+
+t.test('the committed compose renderings are up to date with the template', async (t) => {
+  for (const v of committedVariants()) {
+    t.ok(existsSync(v.file), `${v.file} exists`)
+    const have = existsSync(v.file) ? readFileSync(v.file, 'utf8') : ''
+    t.ok(have === renderNginxConfig(v.options), `${v.file} matches the template (npm run nginx-config -- --update)`)
+  }
+})
+
+t.test('the limits are written in one place: the template has placeholders, not numbers', async (t) => {
+  const template = readFileSync(templatePath(), 'utf8')
+  t.notMatch(template, /rate=\d|burst=\d|per_ip_conn \d/, 'no literal rate-limit numbers in the template')
+  t.notMatch(template, /worker_connections \d|worker_rlimit_nofile \d/, 'no literal capacity numbers')
+  const custom = renderNginxConfig({ mode: 'compose', rateLimit: { ratePerSecond: 7, burst: 3, connectionsPerIp: 9 } })
+  t.match(custom, /rate=7r\/s/)
+  t.match(custom, /burst=3 nodelay/)
+  t.match(custom, /per_ip_conn 9;/)
+  t.equal(rateLimitFromEnv({ NGINX_RATE_LIMIT: 'off' }), false, 'NGINX_RATE_LIMIT=off turns them off')
+  t.equal(rateLimitFromEnv({}), true, 'on by default')
+  t.equal(CAPACITY_DEFAULTS.workerRlimitNofile >= 2 * CAPACITY_DEFAULTS.workerConnections, true)
+  t.throws(() => renderNginxConfig({ mode: 'local', upstreams: [], stateDir: work }), /at least one upstream/)
+  t.throws(() => renderNginxConfig({ mode: 'local', upstreams: [3001], stateDir: '/tmp/$evil' }), /cannot be used/)
+  t.throws(() => renderNginxConfig({ mode: 'compose', upstreamHost: 'api;evil' }), /cannot be used/)
+})
