@@ -14,12 +14,13 @@
 // filled with the small test fixture. Exit code 0 when every check passed.
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { existsSync, realpathSync, accessSync, constants as fsConstants } from 'node:fs'
-import { copyFile, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
+import { existsSync, accessSync, constants as fsConstants } from 'node:fs'
+import { copyFile, mkdir, rm, symlink } from 'node:fs/promises'
 import net from 'node:net'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { isMain } from './lib/is-main.ts'
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const REQUIRED_MAJOR = 24
@@ -323,17 +324,7 @@ async function main (): Promise<number> {
   }
 }
 
-function isMain (): boolean {
-  const arg = process.argv[1]
-  if (!arg) return false
-  try {
-    return realpathSync(fileURLToPath(import.meta.url)) === realpathSync(resolve(arg))
-  } catch {
-    return false
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   main().then((code) => { process.exitCode = code }, (err: unknown) => {
     process.stderr.write(`node24-smoke: ${err instanceof Error ? err.message : String(err)}\n`)
     process.exitCode = 1

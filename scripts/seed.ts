@@ -26,14 +26,12 @@
 //
 // seed(opts) is the same as a function, for tests and scripts/stack.ts.
 
-import { realpathSync } from 'node:fs'
-import { resolve } from 'node:path'
 import { Readable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import mysql from 'mysql2/promise'
 import { migrate, PROJECT_TABLES } from '../src/lib/migrations.ts'
 import { refreshGlobalStats, toSqlUtc } from '../src/lib/global-stats.ts'
+import { isMain } from './lib/is-main.ts'
 
 export interface SeedOptions {
   /** database URL (the database is created when missing); default $MYSQL_URL or mysql://root@127.0.0.1:3306/recsvc */
@@ -758,17 +756,7 @@ export async function main (argv = process.argv.slice(2)): Promise<void> {
     (r.statsMs ? `, global stats ${(r.statsMs / 1000).toFixed(1)} s, total ${(total / 1000).toFixed(1)} s` : ''))
 }
 
-function isMain (): boolean {
-  const arg = process.argv[1]
-  if (!arg) return false
-  try {
-    return realpathSync(fileURLToPath(import.meta.url)) === realpathSync(resolve(arg))
-  } catch {
-    return false
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   main().catch((err: unknown) => {
     process.stderr.write(`seed failed: ${err instanceof Error ? err.message : String(err)}\n`)
     process.exitCode = 1

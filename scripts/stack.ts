@@ -27,6 +27,7 @@ import mysql from 'mysql2/promise'
 import { Redis } from 'ioredis'
 import { migrate } from '../src/lib/migrations.ts'
 import { CAPACITY_DEFAULTS, rateLimitFromEnv, renderNginxConfig } from './nginx-config.ts'
+import { isMain } from './lib/is-main.ts'
 
 export interface StackOptions {
   /** API processes to run (default 1). */
@@ -1205,6 +1206,6 @@ async function main (): Promise<void> {
   if (signals > 0) await stack.stop().then(() => process.exit(0))
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+if (isMain(import.meta.url)) {
   await main()
 }
