@@ -63,6 +63,8 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_MAX: Int(0, 0, 10_000_000, 'requests per minute per client IP in the app (0 = off; NGINX limits per IP in front)'),
 
   STATS_REFRESH_INTERVAL_S: Int(300, 1, 86_400, 'how often global statistics are recomputed (one replica at a time) and reloaded'),
+  STATS_LOAD_TIMEOUT_MS: Int(30_000, 100, 600_000, 'max time to read the global statistics into memory (at boot and on reload)'),
+  STATS_REFRESH_TIMEOUT_S: Int(600, 1, 86_400, 'after this a background recomputation is given up on (the previous statistics stay)'),
   STATS_ITEMS_PER_CATEGORY: Int(200, 1, 10_000, 'popular items kept in memory per category'),
   SHUTDOWN_DRAIN_DELAY_MS: Int(0, 0, 120_000, 'on SIGTERM: how long readiness fails (and new work is still served) before the server stops accepting; set it above the balancer\'s health-check interval'),
   SHUTDOWN_GRACE_MS: Int(10_000, 0, 600_000, 'on SIGTERM: time allowed for in-flight requests before the process exits anyway')

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.ts'
 import { loadGlobalStats, refreshGlobalStats } from '../lib/global-stats.ts'
+import { withTimeout } from '../lib/timeout.ts'
 
 export interface StatsHolder { current (): { version: number, json: string } }
 
@@ -19,7 +20,7 @@ export default fp(async function statsPlugin (app, opts: { config: Config }) {
   const halfLife = { purchaseHalfLifeDays: c.PURCHASE_HALF_LIFE_DAYS, searchHalfLifeDays: c.SEARCH_HALF_LIFE_DAYS }
 
   const load = async () => {
-    const stats = await loadGlobalStats(app.mysql, { itemsPerCategory: c.STATS_ITEMS_PER_CATEGORY })
+    const stats = await withTimeout(loadGlobalStats(app.mysql, { itemsPerCategory: c.STATS_ITEMS_PER_CATEGORY }), c.STATS_LOAD_TIMEOUT_MS, 'global statistics')
     json = JSON.stringify(stats)
     version++
     return stats
@@ -28,13 +29,15 @@ export default fp(async function statsPlugin (app, opts: { config: Config }) {
   const refreshIfDue = async () => {
     // One replica recomputes per interval; the lock expires by itself if that replica dies.
     const got = await app.redis.set(lockKey, c.REPLICA_ID, 'PX', c.STATS_REFRESH_INTERVAL_S * 1000, 'NX').catch(() => null)
-    if (got === 'OK') await refreshGlobalStats(app.mysql, halfLife)
+    // The timeout frees this replica from a stuck recomputation; the SQL may still finish on the
+    // server, and the lock stops other replicas from piling more on top until it expires.
+    if (got === 'OK') await withTimeout(refreshGlobalStats(app.mysql, halfLife), c.STATS_REFRESH_TIMEOUT_S * 1000, 'global statistics refresh')
   }
 
   const first = await load()
   if (first.categoryPopularity.every((x) => x.score === 0) && first.categoryPopularity.length > 0) {
     // A database seeded without stats: compute them once now so the first answers are not empty.
-    await refreshGlobalStats(app.mysql, halfLife)
+    await withTimeout(refreshGlobalStats(app.mysql, halfLife), c.STATS_REFRESH_TIMEOUT_S * 1000, 'global statistics refresh')
     await load()
   }
 
