@@ -4,9 +4,7 @@ import { relative } from 'node:path'
 
 export const secs = (ms: number) => ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`
 
-export function redactUrl (url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@')
-}
+export { redactUrl } from '../../src/lib/redact-url.ts'
 
 /** `p` relative to the working directory when it is below it, otherwise as it is. */
 export const rel = (p: string) => {

@@ -2,6 +2,7 @@ import { LRUCache } from 'lru-cache'
 import type { Redis } from 'ioredis'
 import type { CircuitBreaker } from './circuit-breaker.ts'
 import { RecError, unavailable } from './errors.ts'
+import { MAX_LIMIT } from './limits.ts'
 
 /** A cached answer: status and already-serialized body (a hit does no JSON work), with the
  *  absolute times until which it is fresh and until which it may still be served stale. */
@@ -82,7 +83,6 @@ for i = 1, #KEYS, 2 do
 end
 return #KEYS / 2`
 
-const MAX_LIMIT = 100
 
 /** The two cache tiers for recommendation answers: an in-process LRU (bounded by entries, bytes and
  *  TTL) and Redis (TTL with jitter, prefixed and versioned keys, generation-checked writes).
@@ -218,7 +218,7 @@ export class RecommendationCache {
   }
 
   invalidateL1 (userIds: number[]): void {
-    // Limits are 1..100, so deleting each possible key is cheaper than keeping a per-user index.
+    // Deleting each possible key is cheaper than keeping a per-user index of cached limits.
     for (const id of userIds) {
       for (let limit = 1; limit <= MAX_LIMIT; limit++) this.l1.delete(this.l1Key(id, limit))
     }

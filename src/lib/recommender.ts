@@ -7,6 +7,7 @@ import type { BroadcastResult } from './invalidation-bus.ts'
 import { errorBody, unavailable } from './errors.ts'
 import { ServerTiming } from './server-timing.ts'
 import { SingleFlight } from './single-flight.ts'
+import { MAX_LIMIT } from './limits.ts'
 
 export type Tier = 'HIT-L1' | 'HIT-L2' | 'MISS' | 'STALE'
 export interface Answer extends CachedAnswer { tier: Tier }
@@ -30,7 +31,6 @@ export interface RecommenderDeps {
 
 export interface InvalidationResult { invalidated: number[], replicas: BroadcastResult }
 
-const MAX_LIMIT = 100
 const LEASE_POLL_MS = 20
 /** Longer than any fill can take (every step has a timeout well below this). */
 const INVALIDATION_MEMORY_MS = 30_000

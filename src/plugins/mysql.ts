@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import mysql, { type Pool } from 'mysql2/promise'
 import type { Config } from '../config.ts'
+import { redactUrl } from '../lib/redact-url.ts'
 
 declare module 'fastify' {
   interface FastifyInstance { mysql: Pool }
@@ -34,7 +35,3 @@ export default fp(async function mysqlPlugin (app, opts: { config: Config }) {
   app.decorate('mysql', pool)
   app.addHook('onClose', async () => { await pool.end() })
 }, { name: 'mysql' })
-
-export function redactUrl (url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@')
-}

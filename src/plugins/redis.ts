@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import fastifyRedis from '@fastify/redis'
 import type { Config } from '../config.ts'
-import { redactUrl } from './mysql.ts'
+import { redactUrl } from '../lib/redact-url.ts'
 
 /** Redis through @fastify/redis (ioredis). Commands time out, fail instead of queueing while the
  *  connection is down, and reconnect in the background; auto-pipelining batches concurrent commands

@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox'
+import { MAX_LIMIT } from '../lib/limits.ts'
 
 export const ErrorSchema = Type.Object({
   statusCode: Type.Integer(),
@@ -38,17 +39,17 @@ export type Recommendation = Static<typeof RecommendationSchema>
 // bounds their shape so garbage is rejected before the handler runs.
 export const UserIdParams = Type.Object({ id: Type.String({ maxLength: 32 }) })
 export const LimitQuery = Type.Object({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 }))
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT }))
 }, { additionalProperties: false })
 
 export const BatchQuery = Type.Object({
   user_ids: Type.String({ minLength: 1, maxLength: 20_000 }),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 }))
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT }))
 }, { additionalProperties: false })
 
 export const BatchBody = Type.Object({
   user_ids: Type.Array(Type.Union([Type.Integer(), Type.String({ maxLength: 32 })]), { minItems: 1, maxItems: 10_000 }),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 }))
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT }))
 }, { additionalProperties: false })
 
 export const BatchResponse = Type.Object({
