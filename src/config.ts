@@ -18,13 +18,14 @@ export const ConfigSchema = Type.Object({
   HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'interface to listen on' }),
   PORT: Int(3000, 0, 65535, 'HTTP port (0 = any free port)'),
   REPLICA_ID: Type.String({ default: `${hostname()}-${process.pid}`, minLength: 1, maxLength: 64, description: 'sent as X-Served-By (default: hostname-pid)' }),
-  LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info', description: 'pino log level' }),
+  LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info', description: 'pino log level; every request is logged only at debug (nginx writes the access log)' }),
+  LOG_SLOW_REQUEST_MS: Int(1000, 0, 600_000, 'requests slower than this are logged at warn (0 = none)'),
   TRUST_PROXY: Type.String({ default: '', description: 'comma-separated proxy addresses/CIDRs whose X-Forwarded-* headers are trusted (empty = none)' }),
 
   MYSQL_URL: Url('mysql://root@127.0.0.1:3306/recsvc', 'mysql', 'MySQL/MariaDB connection URL'),
   MYSQL_POOL_SIZE: Int(20, 1, 500, 'connections in the mysql2 pool'),
   MYSQL_QUEUE_LIMIT: Int(1000, 1, 100_000, 'requests waiting for a pooled connection before new ones fail'),
-  MYSQL_QUERY_TIMEOUT_MS: Int(800, 50, 60_000, 'per-query timeout (also bounds the wait for a pooled connection)'),
+  MYSQL_QUERY_TIMEOUT_MS: Int(800, 50, 60_000, 'deadline of one load: waiting for a pooled connection plus the query'),
   MYSQL_CONNECT_TIMEOUT_MS: Int(1000, 50, 60_000, 'connect timeout'),
 
   REDIS_URL: Url('redis://127.0.0.1:6379', 'rediss?', 'Redis connection URL'),
@@ -39,15 +40,21 @@ export const ConfigSchema = Type.Object({
   CACHE_GRACE_S: Int(3600, 0, 7 * 86_400, 'after fresh: served STALE while one refresh runs, or when MySQL fails'),
   CACHE_TTL_JITTER: Num(0.1, 0, 0.5, 'random +/- fraction on every TTL so entries written together do not expire together'),
   LEASE_MS: Int(2000, 10, 60_000, 'cross-replica fill lease: one replica computes a cold key'),
-  LEASE_WAIT_MS: Int(300, 0, 10_000, 'how long other replicas wait for the lease holder before computing themselves'),
+  LEASE_WAIT_MS: Int(150, 0, 10_000, 'how long other replicas wait for the lease holder before computing themselves (keep it below MISS_TIMEOUT_MS)'),
   INVALIDATION_ACK_TIMEOUT_MS: Int(500, 10, 30_000, 'how long an invalidation waits for replicas to acknowledge'),
   BREAKER_FAILURES: Int(5, 1, 1000, 'consecutive failures that open a dependency circuit breaker'),
   BREAKER_COOLDOWN_MS: Int(2000, 10, 600_000, 'how long an open breaker skips its dependency before one probe'),
   NOT_FOUND_TTL_MS: Int(30_000, 1, 3_600_000, 'how long an unknown user id is remembered as 404'),
 
   SCORER_THREADS: Int(threads, 1, 256, 'piscina worker threads (default: cores - 1)'),
-  SCORER_MAX_QUEUE: Int(1000, 1, 1_000_000, 'scoring tasks waiting for a thread before requests get 503'),
-  SCORER_TASK_TIMEOUT_MS: Int(2000, 10, 60_000, 'max time a request waits for its scoring task'),
+  SCORER_MAX_QUEUE: Int(256, 1, 1_000_000, 'scoring tasks waiting for a thread; beyond it a miss gets the fallback'),
+  SCORER_QUEUE_TIMEOUT_MS: Int(200, 1, 60_000, 'max time a scoring task waits for a thread'),
+  SCORER_TASK_TIMEOUT_MS: Int(2000, 10, 60_000, 'max time a caller waits for a running scoring task (it is not aborted: the thread and its parsed statistics stay)'),
+
+  MISS_MAX_INFLIGHT: Int(64, 1, 100_000, 'users loaded from MySQL and scored at once per replica; more misses queue'),
+  MISS_MAX_QUEUE: Int(256, 0, 1_000_000, 'misses waiting for a slot; beyond it a miss gets the fallback at once'),
+  MISS_TIMEOUT_MS: Int(250, 10, 60_000, 'how long a request waits for a personalised answer before it gets the fallback (the fill goes on and caches its result)'),
+  FALLBACK_MAX_AGE_S: Int(5, 0, 3600, 'Cache-Control max-age of a FALLBACK (non-personalised) answer'),
 
   SEARCH_BASE: Num(1, 0, 1000, 'weight of one search'),
   SEARCH_HALF_LIFE_DAYS: Num(7, 0.01, 3650, 'half-life of a search, days'),
@@ -99,6 +106,9 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   const config = merged as unknown as Config
   if (config.ADMIN_TOKEN !== '' && config.ADMIN_TOKEN.length < 16) {
     throw new ConfigError('invalid configuration:\n  ADMIN_TOKEN: must be at least 16 characters when set')
+  }
+  if (config.LEASE_WAIT_MS >= config.MISS_TIMEOUT_MS) {
+    throw new ConfigError(`invalid configuration:\n  LEASE_WAIT_MS=${config.LEASE_WAIT_MS}: must be below MISS_TIMEOUT_MS (${config.MISS_TIMEOUT_MS}), or a request waiting for another replica's fill always gets the fallback`)
   }
   return config
 }

@@ -25,17 +25,12 @@ t.test('200 concurrent requests for one cold user cause one SQL load and one sco
   t.equal(responses.filter((r) => r.headers['x-cache'] === 'MISS').length, 200, 'they all waited for the same fill')
 })
 
-t.test('a batch of 50 cold users takes one Redis MGET and one SQL round trip per table', async (t) => {
-  let queries = 0
-  let executes = 0
-  let mgets = 0
-  const q = app.mysql.query.bind(app.mysql)
-  const e = app.mysql.execute.bind(app.mysql)
-  const m = app.redis.mget.bind(app.redis)
-  app.mysql.query = ((...a: Parameters<typeof q>) => { queries++; return q(...a) }) as typeof q
-  app.mysql.execute = ((...a: Parameters<typeof e>) => { executes++; return e(...a) }) as typeof e
-  app.redis.mget = ((...a: Parameters<typeof m>) => { mgets++; return m(...a) }) as typeof m
-  t.teardown(() => { app.mysql.query = q; app.mysql.execute = e; app.redis.mget = m })
+t.test('a batch of 50 cold users takes one pooled connection and one SQL statement', async (t) => {
+  let connections = 0
+  const g = app.mysql.getConnection.bind(app.mysql)
+  app.mysql.getConnection = (() => { connections++; return g() }) as typeof g
+  t.teardown(() => { app.mysql.getConnection = g })
+  const loadsBefore = sqlLoads
 
   const ids = Array.from({ length: 50 }, (_v, i) => 60 + i)
   const before = await scorings()
@@ -45,11 +40,20 @@ t.test('a batch of 50 cold users takes one Redis MGET and one SQL round trip per
   t.equal(body.successful, 50)
   t.equal(body.failed, 0)
   t.same(body.results.map((r: { user_id: number }) => r.user_id), ids, 'results in request order')
-  t.equal(mgets, 1, 'one MGET')
-  t.equal(queries + executes, 3, 'one query each for users, searches and purchases')
+  t.equal(sqlLoads - loadsBefore, 1, 'one load for the 50 users')
+  t.equal(connections, 1, 'on one pooled connection')
   t.equal(await scorings() - before, 50)
 
   const again = await app.inject(`/batch-recommend?user_ids=${ids.join(',')}`)
   t.equal(again.json().successful, 50)
-  t.equal(queries + executes, 3, 'warm batch does not touch MySQL')
+  t.equal(sqlLoads - loadsBefore, 1, 'warm batch does not touch MySQL')
+})
+
+t.test('concurrent single misses for different users share one SQL statement', async (t) => {
+  const loadsBefore = sqlLoads
+  const ids = Array.from({ length: 10 }, (_v, i) => 110 + i) // not read by the tests above
+  const responses = await Promise.all(ids.map((id) => app.inject(`/recommend/${id}`)))
+  t.ok(responses.every((r) => r.statusCode === 200 && r.headers['x-cache'] === 'MISS'))
+  t.same(responses.map((r) => r.json().user_id), ids)
+  t.ok(sqlLoads - loadsBefore < ids.length, `${sqlLoads - loadsBefore} loads for ${ids.length} users`)
 })

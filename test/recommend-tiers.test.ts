@@ -46,8 +46,8 @@ t.test('invalidation removes the user from both tiers: the next read is a MISS',
   const inv = await app.inject({ method: 'POST', url: '/invalidate-cache/9', headers: adminHeaders })
   t.equal(inv.statusCode, 200)
   t.same(inv.json().invalidated, [9])
-  t.equal((await app.inject('/recommend/9')).headers['x-cache'], 'MISS')
   t.equal((await app.inject('/recommend/9?limit=3')).headers['x-cache'], 'MISS', 'every limit is invalidated')
+  t.equal((await app.inject('/recommend/9')).headers['x-cache'], 'HIT-L1', 'and one new scoring serves them all again')
 
   await app.inject('/recommend/10')
   await app.inject('/recommend/11')
@@ -59,15 +59,26 @@ t.test('invalidation removes the user from both tiers: the next read is a MISS',
   t.equal((await app.inject('/recommend/11')).headers['x-cache'], 'MISS')
 })
 
-t.test('limit bounds the number of items and is cached separately', async (t) => {
+t.test('one scoring per user serves every limit, from each tier', async (t) => {
+  const scorings = async () => (await app.recMetrics.scorings.get()).values[0]?.value ?? 0
+  const before = await scorings()
   const three = await app.inject('/recommend/12?limit=3')
   t.equal(three.statusCode, 200)
   t.equal(three.json().recommendations.items.length, 3)
   t.equal(three.headers['x-cache'], 'MISS')
   const ten = await app.inject('/recommend/12')
-  t.equal(ten.headers['x-cache'], 'MISS')
+  t.equal(ten.headers['x-cache'], 'HIT-L1', 'another limit is a hit')
   t.ok(ten.json().recommendations.items.length > 3)
   t.same(ten.json().recommendations.items.slice(0, 3), three.json().recommendations.items, 'the shorter list is a prefix of the longer')
+  t.same({ ...ten.json(), recommendations: { ...ten.json().recommendations, items: [] } },
+    { ...three.json(), recommendations: { ...three.json().recommendations, items: [] } }, 'the rest of the answer is the same')
+  const all = await app.inject('/recommend/12?limit=100')
+  t.ok(all.json().recommendations.items.length >= ten.json().recommendations.items.length)
+  app.recommendationCache.clearL1()
+  const fromRedis = await app.inject('/recommend/12?limit=7')
+  t.equal(fromRedis.headers['x-cache'], 'HIT-L2')
+  t.same(fromRedis.json().recommendations.items, all.json().recommendations.items.slice(0, 7))
+  t.equal(await scorings() - before, 1, 'scored once')
 })
 
 t.test('a user with no events gets popularity-based recommendations marked cold_start', async (t) => {

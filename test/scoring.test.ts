@@ -78,7 +78,7 @@ t.test('decay, category ranking, explore, items and metadata on a mixed history'
         { item_id: 302, category: 'games', score: 0.3333, reason: 'popular in games' }
       ]
     },
-    metadata: { search_count: 4, purchase_count: 3, cold_start: false, model_version: 'decay-test', generated_at: ISO_NOW }
+    metadata: { search_count: 4, purchase_count: 3, cold_start: false, model_version: 'decay-test', generated_at: ISO_NOW, degraded: false }
   })
 })
 
@@ -137,7 +137,7 @@ t.test('top 10 by score with ties by name; explore: searched-only, then co-occur
       explore_categories: ['j', 'k', 'aa', 'w', 'y'],
       items: []
     },
-    metadata: { search_count: 18, purchase_count: 1, cold_start: false, model_version: 'decay-test', generated_at: ISO_NOW }
+    metadata: { search_count: 18, purchase_count: 1, cold_start: false, model_version: 'decay-test', generated_at: ISO_NOW, degraded: false }
   })
 })
 
@@ -213,7 +213,7 @@ t.test('cold start: popularity drives categories, explore and items', async (t) 
         // item 2: 16/16 × 2/4 = 0.5 is cut by limit 2
       ]
     },
-    metadata: { search_count: 0, purchase_count: 0, cold_start: true, model_version: 'm2', generated_at: ISO_NOW }
+    metadata: { search_count: 0, purchase_count: 0, cold_start: true, model_version: 'm2', generated_at: ISO_NOW, degraded: false }
   })
   const empty = scoreUser(input({}), { categoryPopularity: [], cooccurrence: {}, itemsByCategory: {} })
   t.strictSame(empty.recommendations, {
@@ -221,15 +221,22 @@ t.test('cold start: popularity drives categories, explore and items', async (t) 
   })
 })
 
-t.test('worker entry parses stats once per version', async (t) => {
-  const task = { ...taskA, statsVersion: 1, statsJson: JSON.stringify(statsA) }
+const shared = (text: string): SharedArrayBuffer => {
+  const bytes = Buffer.from(text)
+  const buffer = new SharedArrayBuffer(bytes.length)
+  new Uint8Array(buffer).set(bytes)
+  return buffer
+}
+
+t.test('worker entry parses stats once per version, from shared memory', async (t) => {
+  const task = { ...taskA, statsVersion: 1, statsBuffer: shared(JSON.stringify(statsA)) }
   const first = score(task)
   t.strictSame(first, scoreUser(taskA, statsA))
-  // Same version: the string is not looked at again, so garbage is harmless.
-  t.strictSame(score({ ...task, statsJson: 'not json {' }), first)
+  // Same version: the buffer is not looked at again, so garbage is harmless.
+  t.strictSame(score({ ...task, statsBuffer: shared('not json {') }), first)
   // New version: parsed, and a parse failure surfaces.
-  t.throws(() => score({ ...task, statsVersion: 2, statsJson: 'not json {' }), SyntaxError)
+  t.throws(() => score({ ...task, statsVersion: 2, statsBuffer: shared('not json {') }), SyntaxError)
   const noItems: GlobalStats = { ...statsA, itemsByCategory: {} }
-  t.strictSame(score({ ...task, statsVersion: 2, statsJson: JSON.stringify(noItems) }).recommendations.items, [])
-  t.strictSame(score({ ...task, statsVersion: 2, statsJson: 'still not json' }).recommendations.items, [])
+  t.strictSame(score({ ...task, statsVersion: 2, statsBuffer: shared(JSON.stringify(noItems)) }).recommendations.items, [])
+  t.strictSame(score({ ...task, statsVersion: 2, statsBuffer: shared('still not json') }).recommendations.items, [])
 })

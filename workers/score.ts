@@ -10,8 +10,9 @@ let cachedStats: GlobalStats | undefined
 export default function score (task: ScoreTask): RecommendationBody {
   if (cachedStats === undefined || cachedVersion !== task.statsVersion) {
     // Assigned only after a successful parse, so a bad payload leaves the previous cache intact.
-    cachedStats = JSON.parse(task.statsJson) as GlobalStats
+    cachedStats = JSON.parse(Buffer.from(task.statsBuffer).toString('utf8')) as GlobalStats
     cachedVersion = task.statsVersion
   }
   return scoreUser(task, cachedStats)
 }
+

@@ -1,7 +1,7 @@
 import type { GlobalStats, ItemRecommendation, RecommendationBody, ScoreTask } from './types.ts'
 
 /** What scoring needs: the task minus the serialized stats, which the worker entry parses and caches. */
-export type ScoreInput = Omit<ScoreTask, 'statsJson' | 'statsVersion'>
+export type ScoreInput = Omit<ScoreTask, 'statsBuffer' | 'statsVersion'>
 
 const DAY_MS = 86_400_000
 const TOP_CATEGORIES = 10
@@ -108,7 +108,8 @@ export function scoreUser (task: ScoreInput, stats: GlobalStats): Recommendation
       purchase_count: purchases.length,
       cold_start: coldStart,
       model_version: task.modelVersion,
-      generated_at: new Date(now).toISOString()
+      generated_at: new Date(now).toISOString(),
+      degraded: false
     }
   }
 }

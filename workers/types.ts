@@ -28,8 +28,9 @@ export interface PopularItem {
   score: number
 }
 
-/** Global statistics, refreshed in the background. Sent to workers as a JSON string with a version
- *  so that a worker parses it once per version, not once per task. */
+/** Global statistics, refreshed in the background. Shared with the workers as UTF-8 JSON in a
+ *  SharedArrayBuffer with a version, so a task carries a reference (no copy) and a worker parses
+ *  the statistics once per version, not once per task. */
 export interface GlobalStats {
   /** category names by global popularity, best first (ties broken by name) */
   categoryPopularity: Array<{ category: string, score: number }>
@@ -43,14 +44,15 @@ export interface ScoreTask {
   userId: number
   searches: SearchEvent[]
   purchases: PurchaseEvent[]
-  /** max items to return (1..100) */
+  /** max items to return (1..100); the service always asks for MAX_LIMIT and cuts per request */
   limit: number
   /** epoch ms: the clock is passed in so results are reproducible */
   now: number
   weights: ScoringWeights
   modelVersion: string
   statsVersion: number
-  statsJson: string
+  /** UTF-8 JSON of GlobalStats; shared memory, so posting it to a worker copies nothing */
+  statsBuffer: SharedArrayBuffer
 }
 
 export interface CategoryScore { category: string, score: number }
@@ -73,5 +75,7 @@ export interface RecommendationBody {
     cold_start: boolean
     model_version: string
     generated_at: string
+    /** true only on the service's non-personalised fallback answer */
+    degraded: boolean
   }
 }

@@ -2,13 +2,14 @@ import { LRUCache } from 'lru-cache'
 import type { Redis } from 'ioredis'
 import type { CircuitBreaker } from './circuit-breaker.ts'
 import { RecError, unavailable } from './errors.ts'
-import { MAX_LIMIT } from './limits.ts'
+import { bodyBytes, type AnswerBody } from './answer-body.ts'
 
-/** A cached answer: status and already-serialized body (a hit does no JSON work), with the
- *  absolute times until which it is fresh and until which it may still be served stale. */
+/** A cached answer for one user, every limit at once: status and already-serialized body (a hit
+ *  does no JSON work), with the absolute times until which it is fresh and until which it may
+ *  still be served stale. */
 export interface CachedAnswer {
   status: 200 | 404
-  body: string
+  body: AnswerBody
   freshUntil: number
   staleUntil: number
 }
@@ -71,6 +72,10 @@ redis.call('SADD', KEYS[2], KEYS[1])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return 1`
 
+const RELEASE_LEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`
+
 // KEYS come in pairs (index set, generation) per user: bump the generation first, then drop every
 // cached answer listed in the index, whatever its model version or limit.
 const INVALIDATE_SCRIPT = `
@@ -88,7 +93,7 @@ return #KEYS / 2`
  *  TTL) and Redis (TTL with jitter, prefixed and versioned keys, generation-checked writes).
  *  Redis failures are reported and treated as misses: the cache is never the reason a request fails. */
 export class RecommendationCache {
-  private readonly l1: LRUCache<string, L1Entry>
+  private readonly l1: LRUCache<number, L1Entry>
   private readonly redis: Redis
   private readonly now: () => number
   private readonly random: () => number
@@ -99,10 +104,10 @@ export class RecommendationCache {
     this.redis = opts.redis
     this.now = opts.now ?? Date.now
     this.random = opts.random ?? Math.random
-    this.l1 = new LRUCache<string, L1Entry>({
+    this.l1 = new LRUCache<number, L1Entry>({
       max: opts.l1MaxEntries,
       maxSize: opts.l1MaxBytes,
-      sizeCalculation: (v, k) => v.body.length + k.length + 96,
+      sizeCalculation: (v) => bodyBytes(v.body) + 16 * v.body.items.length + 160,
       // Entries live until their grace period ends so they can serve stale-if-error; freshness
       // is checked on read.
       ttl: opts.l1TtlMs + opts.graceS * 1000,
@@ -113,39 +118,40 @@ export class RecommendationCache {
       this.redis.defineCommand('recLookup', { numberOfKeys: 3, lua: LOOKUP_SCRIPT })
       this.redis.defineCommand('recCasWrite', { numberOfKeys: 4, lua: CAS_WRITE_SCRIPT })
       this.redis.defineCommand('recInvalidate', { lua: INVALIDATE_SCRIPT })
+      this.redis.defineCommand('recReleaseLease', { numberOfKeys: 1, lua: RELEASE_LEASE_SCRIPT })
     }
   }
 
-  private l1Key (userId: number, limit: number) { return `${userId}:${limit}` }
-  private valueKey (userId: number, limit: number) { return `${this.opts.keyPrefix}rec:${this.opts.modelVersion}:${userId}:${limit}` }
+  // One answer per user and model version holds every limit (see answer-body.ts).
+  private valueKey (userId: number) { return `${this.opts.keyPrefix}ans:${this.opts.modelVersion}:${userId}` }
   private indexKey (userId: number) { return `${this.opts.keyPrefix}recidx:${userId}` }
   private genKey (userId: number) { return `${this.opts.keyPrefix}gen:${userId}` }
-  private leaseKey (userId: number, limit: number) { return `${this.opts.keyPrefix}lease:${this.opts.modelVersion}:${userId}:${limit}` }
+  private leaseKey (userId: number) { return `${this.opts.keyPrefix}lease:${this.opts.modelVersion}:${userId}` }
 
   /** A fresh, trusted LRU entry, or undefined. */
-  getL1 (userId: number, limit: number): CachedAnswer | undefined {
-    const e = this.l1.get(this.l1Key(userId, limit))
+  getL1 (userId: number): CachedAnswer | undefined {
+    const e = this.l1.get(userId)
     if (e && this.trusted && e.epoch === this.epoch && this.now() < e.l1FreshUntil) return e
     return undefined
   }
 
   /** Any LRU entry still within its grace period, trusted or not: the last resort when the
    *  dependencies fail. */
-  getL1Fallback (userId: number, limit: number): CachedAnswer | undefined {
-    const e = this.l1.get(this.l1Key(userId, limit), { allowStale: false })
+  getL1Fallback (userId: number): CachedAnswer | undefined {
+    const e = this.l1.get(userId, { allowStale: false })
     return e && this.now() < e.staleUntil ? e : undefined
   }
 
-  setL1 (userId: number, limit: number, answer: CachedAnswer): void {
+  setL1 (userId: number, answer: CachedAnswer): void {
     const now = this.now()
     const ttl = answer.staleUntil - now
     if (ttl <= 0) return
     const l1FreshUntil = Math.min(answer.freshUntil, now + this.jitter(this.opts.l1TtlMs))
-    this.l1.set(this.l1Key(userId, limit), { ...answer, l1FreshUntil, epoch: this.epoch }, { ttl })
+    this.l1.set(userId, { ...answer, l1FreshUntil, epoch: this.epoch }, { ttl })
   }
 
   /** Builds the cache entry for a new answer: fresh TTL with jitter, then the grace period. */
-  stamp (status: 200 | 404, body: string): CachedAnswer {
+  stamp (status: 200 | 404, body: AnswerBody): CachedAnswer {
     const now = this.now()
     if (status === 404) {
       const until = now + this.jitter(this.opts.notFoundTtlMs)
@@ -155,10 +161,10 @@ export class RecommendationCache {
     return { status, body, freshUntil, staleUntil: freshUntil + this.opts.graceS * 1000 }
   }
 
-  async lookup (userId: number, limit: number, token: string): Promise<Lookup> {
+  async lookup (userId: number, token: string): Promise<Lookup> {
     try {
       const [raw, generation, lease] = await this.opts.breaker.run(() =>
-        this.redis.recLookup(this.valueKey(userId, limit), this.genKey(userId), this.leaseKey(userId, limit), token, this.opts.leaseMs, this.now()))
+        this.redis.recLookup(this.valueKey(userId), this.genKey(userId), this.leaseKey(userId), token, this.opts.leaseMs, this.now()))
       return { value: decode(raw, this.now()), generation, lease: lease || undefined, failed: false }
     } catch (err) {
       this.opts.onRedisError?.(err, 'lookup')
@@ -167,41 +173,34 @@ export class RecommendationCache {
   }
 
   /** Plain read of the value, used while waiting for another replica's lease. */
-  async peek (userId: number, limit: number): Promise<CachedAnswer | undefined> {
+  async peek (userId: number): Promise<CachedAnswer | undefined> {
     try {
-      return decode(await this.opts.breaker.run(() => this.redis.get(this.valueKey(userId, limit))), this.now())
+      return decode(await this.opts.breaker.run(() => this.redis.get(this.valueKey(userId))), this.now())
     } catch (err) {
       this.opts.onRedisError?.(err, 'get')
       return undefined
     }
   }
 
-  /** One MGET for all ids: their values and their generations. */
-  async lookupMany (userIds: number[], limit: number): Promise<Array<{ value?: CachedAnswer, generation?: string }>> {
-    if (userIds.length === 0) return []
-    try {
-      const keys = userIds.flatMap((id) => [this.valueKey(id, limit), this.genKey(id)])
-      const values = await this.opts.breaker.run(() => this.redis.mget(keys))
-      const now = this.now()
-      return userIds.map((_id, i) => ({ value: decode(values[2 * i], now), generation: values[2 * i + 1] ?? '0' }))
-    } catch (err) {
-      this.opts.onRedisError?.(err, 'mget')
-      return userIds.map(() => ({}))
-    }
-  }
-
   /** Writes unless the user was invalidated since `generation` was read. Returns whether it wrote. */
-  async setL2 (userId: number, limit: number, answer: CachedAnswer, generation: string, lease = ''): Promise<boolean> {
+  async setL2 (userId: number, answer: CachedAnswer, generation: string, lease = ''): Promise<boolean> {
     const ttlMs = Math.max(1, answer.staleUntil - this.now())
     try {
       const written = await this.opts.breaker.run(() => this.redis.recCasWrite(
-        this.valueKey(userId, limit), this.indexKey(userId), this.genKey(userId), this.leaseKey(userId, limit),
+        this.valueKey(userId), this.indexKey(userId), this.genKey(userId), this.leaseKey(userId),
         encode(answer), ttlMs, generation, lease))
       return written === 1
     } catch (err) {
       this.opts.onRedisError?.(err, 'set')
       return false
     }
+  }
+
+  /** A fill that failed hands its lease back, so other replicas (and the next request here)
+   *  compute at once instead of waiting for a result that will not come. */
+  releaseLease (userId: number, lease: string): void {
+    this.opts.breaker.run(() => this.redis.recReleaseLease(this.leaseKey(userId), lease))
+      .catch((err: unknown) => this.opts.onRedisError?.(err, 'release'))
   }
 
   /** Bumps the users' generations and drops their answers from Redis. Throws when Redis fails:
@@ -218,10 +217,7 @@ export class RecommendationCache {
   }
 
   invalidateL1 (userIds: number[]): void {
-    // Deleting each possible key is cheaper than keeping a per-user index of cached limits.
-    for (const id of userIds) {
-      for (let limit = 1; limit <= MAX_LIMIT; limit++) this.l1.delete(this.l1Key(id, limit))
-    }
+    for (const id of userIds) this.l1.delete(id)
   }
 
   /** While invalidations may be missed (the subscription is down) nothing in the LRU is served as
@@ -248,21 +244,42 @@ export class RecommendationCache {
   }
 }
 
-function encode (a: CachedAnswer): string { return `${a.status}|${a.freshUntil}|${a.staleUntil}|${a.body}` }
+// status|freshUntil|staleUntil|headLen|tailLen|itemLen,itemLen,...|head tail items (concatenated):
+// decoding is slicing, and the leading fields stay readable by the Lua freshness check.
+function encode (a: CachedAnswer): string {
+  const b = a.body
+  return `${a.status}|${a.freshUntil}|${a.staleUntil}|${b.head.length}|${b.tail.length}|${b.items.map((i) => i.length).join(',')}|${b.head}${b.tail}${b.items.join('')}`
+}
 
 function decode (raw: string | null | undefined, now: number): CachedAnswer | undefined {
   if (!raw) return undefined
-  const a = raw.indexOf('|')
-  const b = raw.indexOf('|', a + 1)
-  const c = raw.indexOf('|', b + 1)
-  if (a < 0 || b < 0 || c < 0) return undefined
-  const staleUntil = Number(raw.slice(b + 1, c))
-  if (!(staleUntil > now)) return undefined
+  const f: number[] = []
+  let at = 0
+  for (let i = 0; i < 6; i++) {
+    const next = raw.indexOf('|', at)
+    if (next < 0) return undefined
+    f.push(at, next)
+    at = next + 1
+  }
+  const field = (i: number) => raw.slice(f[2 * i], f[2 * i + 1])
+  const staleUntil = Number(field(2))
+  const headLen = Number(field(3))
+  const tailLen = Number(field(4))
+  const lens = field(5)
+  if (!(staleUntil > now) || !Number.isInteger(headLen) || !Number.isInteger(tailLen)) return undefined
+  let p = at
+  const head = raw.slice(p, p += headLen)
+  const tail = raw.slice(p, p += tailLen)
+  const items: string[] = []
+  if (lens !== '') {
+    for (const l of lens.split(',')) items.push(raw.slice(p, p += Number(l)))
+  }
+  if (p !== raw.length) return undefined
   return {
     status: raw.startsWith('404') ? 404 : 200,
-    freshUntil: Number(raw.slice(a + 1, b)),
+    freshUntil: Number(field(1)),
     staleUntil,
-    body: raw.slice(c + 1)
+    body: { head, items, tail }
   }
 }
 
@@ -271,5 +288,6 @@ declare module 'ioredis' {
     recLookup (valueKey: string, genKey: string, leaseKey: string, token: string, leaseMs: number, now: number): Promise<[string, string, string]>
     recCasWrite (valueKey: string, indexKey: string, genKey: string, leaseKey: string, value: string, ttlMs: number, generation: string, lease: string): Promise<number>
     recInvalidate (numKeys: number, ...args: Array<string | number>): Promise<number>
+    recReleaseLease (leaseKey: string, lease: string): Promise<number>
   }
 }

@@ -1,51 +1,67 @@
-import type { Pool, RowDataPacket } from 'mysql2/promise'
+import type { ExecuteValues, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise'
 import type { PurchaseEvent, SearchEvent } from '../../workers/types.ts'
 import type { CircuitBreaker } from './circuit-breaker.ts'
-import { withTimeout } from './timeout.ts'
 import { RecError, unavailable } from './errors.ts'
 
 export interface UserHistory { searches: SearchEvent[], purchases: PurchaseEvent[] }
 
 export interface UserStoreOptions {
+  /** deadline of one load: waiting for a pooled connection plus the query */
   queryTimeoutMs: number
   historyDays: number
   historyMaxEvents: number
   breaker: CircuitBreaker
+  /** most ids in one coalesced query */
+  maxBatch: number
 }
 
-/** Reads users and their recent events. Batch reads take one round trip per table whatever the
- *  number of ids; per-user history is bounded by days and by count so one heavy user cannot make
- *  a request slow. */
+interface Row { kind: number, user_id: number, item_id: number | null, category: string | null, at: Date | null }
+
+/** Reads users and their recent events: one pooled connection and one SQL round trip per load,
+ *  whatever the number of ids. Single-user loads that arrive in the same turn of the event loop
+ *  (concurrent misses, a batch) are coalesced into one load. Per-user history is bounded by days
+ *  and by count so one heavy user cannot make a request slow. */
 export class UserStore {
-  private readonly single: Queries
-  private readonly batch: Queries
+  private readonly single: string
+  private readonly batch: string
+  private pending: Map<number, Array<{ resolve: (h: UserHistory | undefined) => void, reject: (e: unknown) => void }>> | undefined
 
   constructor (private readonly pool: Pool, private readonly opts: UserStoreOptions) {
-    this.single = singleUserQueries(opts.historyMaxEvents)
-    this.batch = batchQueries(opts.historyMaxEvents)
+    this.single = singleUserQuery(opts.historyMaxEvents)
+    this.batch = batchQuery(opts.historyMaxEvents)
   }
 
-  async loadUser (id: number, now = Date.now()): Promise<UserHistory | undefined> {
-    return (await this.loadUsers([id], now)).get(id)
+  /** One user's history (undefined: no such user), loaded together with the other ids asked for in
+   *  the same turn of the event loop. */
+  loadUser (id: number): Promise<UserHistory | undefined> {
+    return new Promise((resolve, reject) => {
+      if (!this.pending) {
+        this.pending = new Map()
+        setImmediate(() => this.flush())
+      }
+      const waiters = this.pending.get(id)
+      if (waiters) waiters.push({ resolve, reject })
+      else this.pending.set(id, [{ resolve, reject }])
+    })
   }
 
   async loadUsers (ids: number[], now = Date.now()): Promise<Map<number, UserHistory>> {
     const out = new Map<number, UserHistory>()
     if (ids.length === 0) return out
     const since = new Date(now - this.opts.historyDays * 86_400_000)
-    // A single id goes through prepared statements (execute); a batch uses one IN (...) query per
-    // table, since a prepared statement per list length would flood the statement cache.
-    const single = ids.length === 1
-    const sql = single ? this.single : this.batch
-    const idParam = single ? ids[0] as number : ids
-    const [users, searches, purchases] = await Promise.all([
-      this.run<{ id: number }>(sql.users, [idParam], single),
-      this.run<{ user_id: number, category: string, at: Date }>(sql.searches, [idParam, since], single),
-      this.run<{ user_id: number, item_id: number, category: string, at: Date }>(sql.purchases, [idParam, since], single)
-    ])
-    for (const u of users) out.set(Number(u.id), { searches: [], purchases: [] })
-    for (const s of searches) out.get(Number(s.user_id))?.searches.push({ category: s.category, at: s.at.getTime() })
-    for (const p of purchases) out.get(Number(p.user_id))?.purchases.push({ itemId: Number(p.item_id), category: p.category, at: p.at.getTime() })
+    // A single id goes through a prepared statement (execute); a batch is one IN (...) query,
+    // since a prepared statement per list length would flood the statement cache.
+    const one = ids[0] as number
+    const rows = ids.length === 1
+      ? await this.run<Row>(this.single, [one, one, since, one, since], true)
+      : await this.run<Row>(this.batch, [ids, ids, since, ids, since], false)
+    for (const r of rows) if (r.kind === 0) out.set(Number(r.user_id), { searches: [], purchases: [] })
+    for (const r of rows) {
+      const h = out.get(Number(r.user_id))
+      if (!h || r.kind === 0) continue
+      if (r.kind === 1) h.searches.push({ category: r.category as string, at: (r.at as Date).getTime() })
+      else h.purchases.push({ itemId: Number(r.item_id), category: r.category as string, at: (r.at as Date).getTime() })
+    }
     return out
   }
 
@@ -53,54 +69,103 @@ export class UserStore {
     await this.run('SELECT 1', [], false)
   }
 
-  private async run<T> (sql: string, params: Array<number | Date | number[]>, prepared: boolean): Promise<T[]> {
-    const timeout = this.opts.queryTimeoutMs
-    // mysql2's own timeout ends the query; the outer race also bounds the wait for a free pooled
-    // connection, which mysql2 does not time out by itself.
-    const call = () => prepared
-      ? this.pool.execute<RowDataPacket[]>({ sql, timeout }, params as Array<number | Date>)
-      : this.pool.query<RowDataPacket[]>({ sql, timeout }, params)
+  private flush (): void {
+    const pending = this.pending
+    this.pending = undefined
+    if (!pending) return
+    const ids = [...pending.keys()]
+    for (let i = 0; i < ids.length; i += this.opts.maxBatch) {
+      const chunk = ids.slice(i, i + this.opts.maxBatch)
+      this.loadUsers(chunk).then((found) => {
+        for (const id of chunk) for (const w of pending.get(id) ?? []) w.resolve(found.get(id))
+      }, (err: unknown) => {
+        for (const id of chunk) for (const w of pending.get(id) ?? []) w.reject(err)
+      })
+    }
+  }
+
+  private async run<T> (sql: string, params: ExecuteValues[], prepared: boolean): Promise<T[]> {
     try {
-      const [rows] = await this.opts.breaker.run(() => withTimeout(call(), timeout + 50, 'database'))
-      return rows as unknown as T[]
+      return await this.opts.breaker.run(() => this.withConnection(async (conn, timeout) => {
+        const [rows] = prepared
+          ? await conn.execute<RowDataPacket[]>({ sql, timeout }, params)
+          : await conn.query<RowDataPacket[]>({ sql, timeout }, params)
+        return rows as unknown as T[]
+      }))
     } catch (err) {
       // Whatever went wrong below (refused, reset, timed out, breaker open), the client sees a 503.
       throw err instanceof RecError ? err : Object.assign(unavailable('database'), { cause: err })
     }
   }
-}
 
-interface Queries { users: string, searches: string, purchases: string }
-
-function singleUserQueries (n: number): Queries {
-  return {
-    users: 'SELECT id FROM users WHERE id = ?',
-    searches: `SELECT s.user_id, c.name AS category, s.searched_at AS at
-                 FROM searches s JOIN categories c ON c.id = s.category_id
-                WHERE s.user_id = ? AND s.searched_at >= ?
-                ORDER BY s.searched_at DESC LIMIT ${n}`,
-    purchases: `SELECT p.user_id, p.item_id, c.name AS category, p.purchased_at AS at
-                  FROM purchases p JOIN categories c ON c.id = p.category_id
-                 WHERE p.user_id = ? AND p.purchased_at >= ?
-                 ORDER BY p.purchased_at DESC LIMIT ${n}`
+  /** One pooled connection under one deadline for the wait and the query. mysql2 would hand a
+   *  connection to a caller that has given up and run its query anyway; here a connection that
+   *  arrives after the deadline goes straight back to the pool, unused. */
+  private withConnection<T> (fn: (conn: PoolConnection, timeoutMs: number) => Promise<T>): Promise<T> {
+    const deadline = performance.now() + this.opts.queryTimeoutMs
+    return new Promise<T>((resolve, reject) => {
+      let done = false
+      const timer = setTimeout(() => {
+        done = true
+        reject(Object.assign(unavailable('database'), { cause: new Error(`database load timed out after ${this.opts.queryTimeoutMs} ms`) }))
+      }, this.opts.queryTimeoutMs)
+      this.pool.getConnection().then(async (conn) => {
+        const left = Math.floor(deadline - performance.now())
+        if (done || left <= 0) {
+          conn.release()
+          return
+        }
+        try {
+          const result = await fn(conn, left)
+          conn.release()
+          if (!done) resolve(result)
+        } catch (err) {
+          // A timed-out or failed query leaves the connection in an unknown state.
+          conn.destroy()
+          if (!done) reject(err)
+        } finally {
+          done = true
+          clearTimeout(timer)
+        }
+      }, (err: unknown) => {
+        clearTimeout(timer)
+        if (!done) reject(err)
+        done = true
+      })
+    })
   }
 }
 
-function batchQueries (n: number): Queries {
-  return {
-    users: 'SELECT id FROM users WHERE id IN (?)',
-    searches: `SELECT t.user_id, c.name AS category, t.at FROM (
-                 SELECT user_id, category_id, searched_at AS at,
-                        ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY searched_at DESC) AS rn
-                   FROM searches WHERE user_id IN (?) AND searched_at >= ?) t
-                 JOIN categories c ON c.id = t.category_id
-                WHERE t.rn <= ${n}`,
-    purchases: `SELECT t.user_id, t.item_id, c.name AS category, t.at FROM (
-                  SELECT user_id, item_id, category_id, purchased_at AS at,
-                         ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY purchased_at DESC) AS rn
-                    FROM purchases WHERE user_id IN (?) AND purchased_at >= ?) t
-                  JOIN categories c ON c.id = t.category_id
-                 WHERE t.rn <= ${n}`
-  }
+// Users, searches and purchases in one statement: `kind` says which. Each event part is the
+// newest N within the window.
+function singleUserQuery (n: number): string {
+  return `(SELECT 0 AS kind, id AS user_id, NULL AS item_id, NULL AS category, NULL AS at FROM users WHERE id = ?)
+    UNION ALL
+    (SELECT 1, s.user_id, NULL, c.name, s.searched_at
+       FROM searches s JOIN categories c ON c.id = s.category_id
+      WHERE s.user_id = ? AND s.searched_at >= ?
+      ORDER BY s.searched_at DESC LIMIT ${n})
+    UNION ALL
+    (SELECT 2, p.user_id, p.item_id, c.name, p.purchased_at
+       FROM purchases p JOIN categories c ON c.id = p.category_id
+      WHERE p.user_id = ? AND p.purchased_at >= ?
+      ORDER BY p.purchased_at DESC LIMIT ${n})`
 }
 
+function batchQuery (n: number): string {
+  return `SELECT 0 AS kind, id AS user_id, NULL AS item_id, NULL AS category, NULL AS at FROM users WHERE id IN (?)
+    UNION ALL
+    SELECT 1, t.user_id, NULL, c.name, t.at FROM (
+      SELECT user_id, category_id, searched_at AS at,
+             ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY searched_at DESC) AS rn
+        FROM searches WHERE user_id IN (?) AND searched_at >= ?) t
+      JOIN categories c ON c.id = t.category_id
+     WHERE t.rn <= ${n}
+    UNION ALL
+    SELECT 2, t.user_id, t.item_id, c.name, t.at FROM (
+      SELECT user_id, item_id, category_id, purchased_at AS at,
+             ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY purchased_at DESC) AS rn
+        FROM purchases WHERE user_id IN (?) AND purchased_at >= ?) t
+      JOIN categories c ON c.id = t.category_id
+     WHERE t.rn <= ${n}`
+}

@@ -1,13 +1,13 @@
 import fp from 'fastify-plugin'
-import fastJson from 'fast-json-stringify'
 import { modelVersion, type Config } from '../config.ts'
+import { BoundedGate } from '../lib/bounded-gate.ts'
 import { CircuitBreaker } from '../lib/circuit-breaker.ts'
+import { FallbackAnswers } from '../lib/fallback-answer.ts'
 import { InvalidationBus } from '../lib/invalidation-bus.ts'
 import { RecommendationCache } from '../lib/recommendation-cache.ts'
 import { Recommender } from '../lib/recommender.ts'
 import { UserStore } from '../lib/user-store.ts'
-import { RecommendationSchema } from '../schemas/recommendation.ts'
-import type { RecommendationBody } from '../../workers/types.ts'
+import { RecError } from '../lib/errors.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -51,7 +51,8 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     queryTimeoutMs: c.MYSQL_QUERY_TIMEOUT_MS,
     historyDays: c.HISTORY_DAYS,
     historyMaxEvents: c.HISTORY_MAX_EVENTS,
-    breaker: breakers.mysql
+    breaker: breakers.mysql,
+    maxBatch: c.BATCH_MAX_IDS
   })
 
   // Subscriber mode needs a connection of its own; its name lets operators (and tests) find it.
@@ -68,24 +69,31 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     log: app.log
   })
 
-  const serialize = fastJson(RecommendationSchema as object) as (b: RecommendationBody) => string
+  const weights = {
+    searchBase: c.SEARCH_BASE,
+    searchHalfLifeDays: c.SEARCH_HALF_LIFE_DAYS,
+    purchaseBase: c.PURCHASE_BASE,
+    purchaseHalfLifeDays: c.PURCHASE_HALF_LIFE_DAYS
+  }
+  const fallbacks = new FallbackAnswers({ weights, modelVersion: version, maxAgeS: c.FALLBACK_MAX_AGE_S })
   recommender = new Recommender({
     cache,
     store,
     score: (task) => app.scorer.run(task),
     stats: () => app.globalStats.current(),
-    serialize,
+    fallback: (userId) => fallbacks.answer(userId, app.globalStats.current()),
+    missGate: new BoundedGate({ name: 'recommendations', limit: c.MISS_MAX_INFLIGHT, maxQueue: c.MISS_MAX_QUEUE, queueTimeoutMs: c.MISS_TIMEOUT_MS }),
+    missTimeoutMs: c.MISS_TIMEOUT_MS,
     broadcast: (ids) => bus.broadcast(ids),
-    weights: {
-      searchBase: c.SEARCH_BASE,
-      searchHalfLifeDays: c.SEARCH_HALF_LIFE_DAYS,
-      purchaseBase: c.PURCHASE_BASE,
-      purchaseHalfLifeDays: c.PURCHASE_HALF_LIFE_DAYS
-    },
+    weights,
     modelVersion: version,
     leaseWaitMs: c.LEASE_WAIT_MS,
     onScore: () => app.recMetrics.scorings.inc(),
-    onBackgroundError: (err) => app.log.warn({ err }, 'background refresh failed; the stale answer stays until grace ends')
+    onBackgroundError: (err) => {
+      // Under overload a refresh may not get a slot; the stale answer simply stays a little longer.
+      const busy = err instanceof RecError && err.code === 'REC_ERR_OVERLOADED'
+      app.log[busy ? 'debug' : 'warn']({ err }, 'background refresh failed; the stale answer stays until grace ends')
+    }
   })
   await bus.start()
 

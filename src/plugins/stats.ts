@@ -2,27 +2,33 @@ import fp from 'fastify-plugin'
 import type { Config } from '../config.ts'
 import { loadGlobalStats, refreshGlobalStats } from '../lib/global-stats.ts'
 import { withTimeout } from '../lib/timeout.ts'
+import type { GlobalStats } from '../../workers/types.ts'
 
-export interface StatsHolder { current (): { version: number, json: string } }
+/** One version of the statistics: parsed for the main thread (the fallback answer), and as UTF-8
+ *  JSON in shared memory for the scoring threads. */
+export interface StatsSnapshot { version: number, stats: GlobalStats, buffer: SharedArrayBuffer }
+export interface StatsHolder { current (): StatsSnapshot | undefined }
 
 declare module 'fastify' {
   interface FastifyInstance { globalStats: StatsHolder }
 }
 
-/** Global statistics (item popularity, category popularity, co-occurrence) kept in memory as one
- *  JSON string with a version, so workers parse it once per version. Recomputed in SQL in the
+/** Global statistics (item popularity, category popularity, co-occurrence) kept in memory with a
+ *  version; workers get them through shared memory and parse them once per version. Recomputed in SQL in the
  *  background by one replica at a time (a Redis lock), and reloaded by every replica. */
 export default fp(async function statsPlugin (app, opts: { config: Config }) {
   const c = opts.config
   let version = 0
-  let json = ''
+  let snapshot: StatsSnapshot | undefined
   const lockKey = `${c.REDIS_KEY_PREFIX}lock:stats-refresh`
   const halfLife = { purchaseHalfLifeDays: c.PURCHASE_HALF_LIFE_DAYS, searchHalfLifeDays: c.SEARCH_HALF_LIFE_DAYS }
 
   const load = async () => {
     const stats = await withTimeout(loadGlobalStats(app.mysql, { itemsPerCategory: c.STATS_ITEMS_PER_CATEGORY }), c.STATS_LOAD_TIMEOUT_MS, 'global statistics')
-    json = JSON.stringify(stats)
-    version++
+    const bytes = Buffer.from(JSON.stringify(stats), 'utf8')
+    const buffer = new SharedArrayBuffer(bytes.length)
+    new Uint8Array(buffer).set(bytes)
+    snapshot = { version: ++version, stats, buffer }
     return stats
   }
 
@@ -58,7 +64,7 @@ export default fp(async function statsPlugin (app, opts: { config: Config }) {
   timer = setTimeout(tick, c.STATS_REFRESH_INTERVAL_S * 1000)
   timer.unref()
 
-  app.decorate('globalStats', { current: () => ({ version, json }) })
+  app.decorate('globalStats', { current: () => snapshot })
   app.addHook('onClose', async () => {
     clearTimeout(timer)
     await running

@@ -4,6 +4,7 @@ import { ErrorSchema, LimitQuery, RecommendationSchema, UserIdParams } from '../
 import { requireUserId } from '../lib/user-id.ts'
 import { ServerTiming } from '../lib/server-timing.ts'
 import type { Answer } from '../lib/recommender.ts'
+import { bodyFor } from '../lib/answer-body.ts'
 
 const recommendRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const defaultLimit = opts.config.DEFAULT_LIMIT
@@ -18,7 +19,7 @@ const recommendRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (ap
     const userId = requireUserId(req.params.id)
     const timing = new ServerTiming()
     const start = performance.now()
-    const answer = await app.recommender.get(userId, req.query.limit ?? defaultLimit, timing)
+    const answer = await app.recommender.get(userId, timing)
     timing.add('total', performance.now() - start)
     app.recMetrics.cacheAnswers.inc({ tier: answer.tier })
     // The body is the cached, already-serialized JSON: sent as is, no serialization on a hit.
@@ -28,7 +29,7 @@ const recommendRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (ap
       .header('server-timing', timing.toString())
       .header('cache-control', cacheControl(answer, graceS))
       .type('application/json; charset=utf-8')
-      .send(answer.body as never)
+      .send(bodyFor(answer.body, req.query.limit ?? defaultLimit) as never)
   })
 }
 
@@ -36,6 +37,8 @@ const recommendRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (ap
  *  while revalidating or when we fail. */
 export function cacheControl (answer: Answer, graceS: number, now = Date.now()): string {
   const maxAge = answer.tier === 'STALE' ? 0 : Math.max(0, Math.floor((answer.freshUntil - now) / 1000))
+  // A fallback is only good until the service can personalise again: short, and never served stale.
+  if (answer.tier === 'FALLBACK') return `max-age=${Math.max(0, Math.round((answer.freshUntil - now) / 1000))}`
   if (answer.status !== 200) return `max-age=${maxAge}`
   const grace = Math.max(0, Math.floor((answer.staleUntil - Math.max(now, answer.freshUntil)) / 1000))
   return `max-age=${maxAge}, stale-while-revalidate=${Math.min(grace, graceS)}, stale-if-error=${Math.min(grace, graceS)}`

@@ -9,6 +9,13 @@ export const ErrorSchema = Type.Object({
   request_id: Type.Optional(Type.String())
 }, { $id: 'Error' })
 
+export const ItemSchema = Type.Object({
+  item_id: Type.Integer(),
+  category: Type.String(),
+  score: Type.Number(),
+  reason: Type.String()
+})
+
 export const RecommendationSchema = Type.Object({
   user_id: Type.Integer(),
   recommendations: Type.Object({
@@ -18,19 +25,17 @@ export const RecommendationSchema = Type.Object({
     recommended_categories: Type.Array(Type.String()),
     explore_categories: Type.Array(Type.String()),
     category_scores: Type.Array(Type.Object({ category: Type.String(), score: Type.Number() })),
-    items: Type.Array(Type.Object({
-      item_id: Type.Integer(),
-      category: Type.String(),
-      score: Type.Number(),
-      reason: Type.String()
-    }))
+    items: Type.Array(ItemSchema)
   }),
   metadata: Type.Object({
     search_count: Type.Integer(),
     purchase_count: Type.Integer(),
     cold_start: Type.Boolean(),
     model_version: Type.String(),
-    generated_at: Type.String()
+    generated_at: Type.String(),
+    /** true on a FALLBACK answer: popular items, not personalised (the service was overloaded or
+     *  MySQL failed, and nothing was cached for this user) */
+    degraded: Type.Boolean()
   })
 })
 export type Recommendation = Static<typeof RecommendationSchema>
@@ -42,13 +47,15 @@ export const LimitQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT }))
 }, { additionalProperties: false })
 
-export const BatchQuery = Type.Object({
-  user_ids: Type.String({ minLength: 1, maxLength: 20_000 }),
+/** Batch schemas are built from the configured bound, so an oversized list is refused by the
+ *  schema before any id is looked at. */
+export const batchQuery = (maxIds: number) => Type.Object({
+  user_ids: Type.String({ minLength: 1, maxLength: 11 * maxIds }),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT }))
 }, { additionalProperties: false })
 
-export const BatchBody = Type.Object({
-  user_ids: Type.Array(Type.Union([Type.Integer(), Type.String({ maxLength: 32 })]), { minItems: 1, maxItems: 10_000 }),
+export const batchBody = (maxIds: number) => Type.Object({
+  user_ids: Type.Array(Type.Union([Type.Integer(), Type.String({ maxLength: 32 })]), { minItems: 1, maxItems: maxIds }),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT }))
 }, { additionalProperties: false })
 
