@@ -33,6 +33,13 @@ t.test(`${ROUNDS} rounds of fills racing invalidations: no read older than the l
   for (const u of USERS) acked.set(u, (await apps[0]!.inject(`/recommend/${u}`)).json().metadata.search_count)
   let stale = 0
   let reads = 0
+  // A FALLBACK (no personalised answer in time on a loaded machine) is marked degraded and holds
+  // no user data: it is not a stale read, but it is counted.
+  let degraded = 0
+  const isStale = (body: { metadata: { search_count: number, degraded: boolean } }, floor: number) => {
+    if (body.metadata.degraded) { degraded++; return false }
+    return body.metadata.search_count < floor
+  }
   let stop = false
 
   // Readers: keep every replica's caches busy filling, and check each answer against the count
@@ -42,14 +49,15 @@ t.test(`${ROUNDS} rounds of fills racing invalidations: no read older than the l
     while (!stop) {
       const u = USERS[n++ % USERS.length] as number
       const floor = acked.get(u) as number
-      // Many limits, so most reads are fills rather than LRU hits.
+      // Every limit is served by the one answer per user: after each invalidation the next reads
+      // on every replica are fills racing the next write.
       const res = await app.inject(`/recommend/${u}?limit=${1 + (n % 40)}`)
       reads++
       // inject() of an LRU hit never touches I/O; yield so MySQL and Redis replies get processed,
       // as they would between real HTTP requests.
       await setImmediate()
       if (res.statusCode !== 200) continue
-      if (res.json().metadata.search_count < floor) stale++
+      if (isStale(res.json(), floor)) stale++
     }
   })
 
@@ -62,11 +70,12 @@ t.test(`${ROUNDS} rounds of fills racing invalidations: no read older than the l
     // Reads right after the ack, on every replica, must see it.
     for (const app of apps) {
       reads++
-      if ((await app.inject(`/recommend/${u}`)).json().metadata.search_count < (acked.get(u) as number)) stale++
+      if (isStale((await app.inject(`/recommend/${u}`)).json(), acked.get(u) as number)) stale++
     }
   }
   stop = true
   await Promise.all(readers)
-  t.equal(stale, 0, `${reads} reads, none older than the last acknowledged invalidation`)
+  t.equal(stale, 0, `${reads} reads (${degraded} of them FALLBACK), none older than the last acknowledged invalidation`)
+  t.ok(degraded < reads / 100, 'nearly all answers personalised')
   t.ok(reads > ROUNDS * 3)
 })
