@@ -35,13 +35,22 @@ export const RATE_LIMIT_DEFAULTS = Object.freeze({
 export const CAPACITY_DEFAULTS = Object.freeze({
   workerConnections: 16_384,
   workerRlimitNofile: 65_536,
-  /** idle keep-alive connections to the replicas cached per worker */
-  upstreamKeepalive: 128
+  /** idle keep-alive connections to the replicas cached per worker, for the whole upstream group
+   *  (not per replica). A request in flight holds one upstream connection and anything above the
+   *  cache is closed after its answer, so the cache covers the requests in flight: 1000 client
+   *  connections, each with a request in flight, all in one worker (worker_processes auto, and
+   *  multi_accept lets one worker take a whole burst; dividing by the number of workers or of
+   *  replicas would undersize it). 128 made nginx open a connection per request above 128. */
+  upstreamKeepalive: 1024
 })
 
-/** Passive health: a replica with `maxFails` failed attempts within `failTimeoutS` seconds gets no
- *  requests for `failTimeoutS` seconds (open-source nginx has no active health checks). */
-export const UPSTREAM_DEFAULTS = Object.freeze({ maxFails: 3, failTimeoutS: 2 })
+/** Passive health: a replica with `maxFails` failed attempts, each within `failTimeoutS` seconds of
+ *  the one before, gets no requests for `failTimeoutS` seconds (open-source nginx has no active
+ *  health checks). Only connection errors and timeouts count (proxy_next_upstream error timeout),
+ *  never an answer of the app: a dead replica (connection refused, sub-millisecond) spends its 10
+ *  failures within milliseconds under load, while a busy one (a full accept queue: connect timeout)
+ *  is not taken out by the odd timeout. The template explains the numbers. */
+export const UPSTREAM_DEFAULTS = Object.freeze({ maxFails: 10, failTimeoutS: 2 })
 
 export const COMPOSE_DEFAULTS = Object.freeze({
   upstreamHost: 'api',
@@ -253,6 +262,8 @@ export function renderNginxConfig (opts: NginxConfigOptions, template = readFile
     ACCESS_LOG: accessLog,
     UPSTREAM_SERVERS: upstreams.join('\n'),
     UPSTREAM_KEEPALIVE: String(posInt('upstream keepalive', opts.upstreamKeepalive ?? CAPACITY_DEFAULTS.upstreamKeepalive)),
+    MAX_FAILS: String(maxFails),
+    FAIL_TIMEOUT: String(failTimeout),
     LISTEN: listen,
     STATUS_LISTEN: statusListen,
     RATE_LIMIT_RATE: String(rl?.ratePerSecond ?? RATE_LIMIT_DEFAULTS.ratePerSecond),

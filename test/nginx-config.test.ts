@@ -1,10 +1,12 @@
 // nginx/nginx.conf.template as rendered by scripts/nginx-config.ts: every variant passes the real
 // binary's `nginx -t`, carries the settings the service relies on, and the committed compose
 // renderings are up to date. Then the real nginx runs a local rendering in front of two fake
-// upstreams to prove the behaviour: retries for GET but never for POST, request ids, forwarded
-// headers, upstream keep-alive, the JSON access log, internal-only stub_status and the per-IP
-// limits (on, off, and the connection cap). Also nginx/dns-reload.sh: a changed DNS answer for the
-// compose service reloads nginx.
+// upstreams to prove the behaviour: retries on connection errors for GET but never for POST, an
+// app's 503/502 reaching the client once (never retried, never marking a busy replica down), a
+// refused replica skipped, upstream keep-alive under 1000 client connections, request ids,
+// forwarded headers, the JSON access log, internal-only stub_status and the per-IP limits (on,
+// off, and the connection cap). Also nginx/dns-reload.sh: a changed DNS answer for the compose
+// service reloads nginx.
 import t from 'tap'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { chmodSync, closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs'
@@ -14,8 +16,8 @@ import { connect } from 'node:net'
 import { networkInterfaces, tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import {
-  CAPACITY_DEFAULTS, COMPOSE_DEFAULTS, RATE_LIMIT_DEFAULTS, committedVariants, rateLimitFromEnv,
-  renderNginxConfig, templatePath, type NginxConfigOptions
+  CAPACITY_DEFAULTS, COMPOSE_DEFAULTS, RATE_LIMIT_DEFAULTS, UPSTREAM_DEFAULTS, committedVariants,
+  rateLimitFromEnv, renderNginxConfig, templatePath, type NginxConfigOptions
 } from '../scripts/nginx-config.ts'
 import { getFreePort } from './helpers/services.ts'
 
@@ -91,20 +93,32 @@ interface Seen { server: string, method: string, url: string, headers: IncomingM
 const seen: Seen[] = []
 const firstContact = new Set<string>()
 
+/** The body a fake upstream answers with for an app error: the client must get exactly this. */
+const appError = (status: number, name: string) =>
+  `{"statusCode":${status},"code":"REC_ERR_OVERLOADED","error":"from the app","served_by":"${name}"}`
+
+/** Paths: /fail-first/reset and /fail-first/503 fail the first attempt of a request id (the socket
+ *  is destroyed, or a 503); /always-503 and /always-502 are the app's own error on every replica;
+ *  /busy/NAME is a 503 from replica NAME only (a busy replica shedding load); /slow takes 400 ms;
+ *  anything else is a 200 echoing the request headers. */
 function fakeUpstream (name: string): Server {
   return createServer((req: IncomingMessage, res: ServerResponse) => {
     const rid = String(req.headers['x-request-id'] ?? '')
-    seen.push({ server: name, method: req.method ?? '', url: req.url ?? '', headers: req.headers, socket: `${name}:${req.socket.remotePort}` })
+    const url = req.url ?? ''
+    seen.push({ server: name, method: req.method ?? '', url, headers: req.headers, socket: `${name}:${req.socket.remotePort}` })
     req.resume()
     req.on('end', () => {
-      const fail = /^\/fail-first\//.test(req.url ?? '') && !firstContact.has(rid)
+      const fail = /^\/fail-first\//.test(url) && !firstContact.has(rid)
       if (fail) firstContact.add(rid)
-      if (fail && req.url?.endsWith('/reset')) {
+      if (fail && url.endsWith('/reset')) {
         req.socket.destroy() // the replica dies with the request in flight
         return
       }
-      if (fail && req.url?.endsWith('/503')) {
-        res.writeHead(503, { 'content-type': 'application/json', 'x-served-by': name }).end('{"statusCode":503}')
+      const appStatus = (fail && url.endsWith('/503')) || url.startsWith('/always-503') || url === `/busy/${name}`
+        ? 503
+        : url.startsWith('/always-502') ? 502 : 0
+      if (appStatus) {
+        res.writeHead(appStatus, { 'content-type': 'application/json', 'x-served-by': name, 'retry-after': '1' }).end(appError(appStatus, name))
         return
       }
       const delay = req.url?.startsWith('/slow') ? 400 : 0
@@ -190,16 +204,12 @@ async function call (path: string, init: RequestInit & { headers?: Record<string
   return { status: res.status, headers: res.headers, body, text }
 }
 
-t.test('GET is retried on another upstream when one dies mid-request or answers 503; POST never is', async (t) => {
-  const attempts = (rid: string) => seen.filter((s) => s.headers['x-request-id'] === rid).map((s) => s.server)
+const attempts = (rid: string) => seen.filter((s) => s.headers['x-request-id'] === rid).map((s) => s.server)
 
+t.test('GET is retried on another upstream when one dies mid-request; POST never is', async (t) => {
   const g1 = await call('/fail-first/reset', { headers: { 'x-request-id': 'get-reset-1' } })
   t.equal(g1.status, 200, 'GET whose first upstream reset the connection: 200 from the other')
   t.equal(new Set(attempts('get-reset-1')).size, 2, `tried on both upstreams (${attempts('get-reset-1').join(', ')})`)
-
-  const g2 = await call('/fail-first/503', { headers: { 'x-request-id': 'get-503-1' } })
-  t.equal(g2.status, 200, 'GET whose first upstream answered 503: 200 from the other')
-  t.equal(attempts('get-503-1').length, 2)
 
   const p1 = await call('/fail-first/reset', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'x-request-id': 'post-reset-1' } })
   t.equal(attempts('post-reset-1').length, 1, 'POST whose upstream died mid-request was sent exactly once')
@@ -212,6 +222,123 @@ t.test('GET is retried on another upstream when one dies mid-request or answers 
   t.equal(p2.status, 503, 'the upstream\'s 503 reaches the client')
 
   await sleep(2100) // let the failure marks (fail_timeout) expire for the next tests
+})
+
+t.test('an app 503 or 502 to a GET reaches the client once: never retried on the other upstream', async (t) => {
+  for (const status of [503, 502]) {
+    const rid = `get-app-${status}`
+    const res = await call(`/always-${status}`, { headers: { 'x-request-id': rid } })
+    const tried = attempts(rid)
+    t.equal(tried.length, 1, `${status}: exactly one upstream saw the request, the other none (${tried.join(', ')})`)
+    t.equal(res.status, status, `${status}: the client gets the app's ${status}`)
+    t.equal(res.text, appError(status, tried[0] ?? '?'), `${status}: with the app's own body, not nginx's`)
+    t.equal(res.headers.get('x-served-by'), tried[0], `${status}: and its X-Served-By`)
+    t.equal(res.headers.get('retry-after'), '1', `${status}: and its Retry-After`)
+  }
+  // The first attempt that answers 503 is final, even when the next replica would answer 200.
+  const rid = 'get-fail-first-503'
+  const res = await call('/fail-first/503', { headers: { 'x-request-id': rid } })
+  t.equal(attempts(rid).length, 1, 'a GET answered 503 by the first upstream is not sent to the second')
+  t.equal(res.status, 503)
+  t.equal(res.text, appError(503, attempts(rid)[0] ?? '?'))
+})
+
+t.test('app 503s do not mark a replica down: after 20 of them it still gets traffic', async (t) => {
+  // A fresh nginx, so its failure marks are only this test's.
+  const busy = await startNginx('busy', { upstreams: ports, rateLimit: false })
+  t.teardown(() => busy.stop())
+  const get = async (path: string, rid: string) => {
+    const res = await fetch(`${busy.front}${path}`, { headers: { 'x-request-id': rid }, signal: AbortSignal.timeout(10_000) })
+    return { status: res.status, servedBy: res.headers.get('x-served-by'), text: await res.text(), tried: attempts(rid) }
+  }
+
+  // fake-a sheds load (503), fake-b is fine: well within fail_timeout, fake-a answers 20 times.
+  const t0 = Date.now()
+  const shed: Awaited<ReturnType<typeof get>>[] = []
+  for (let i = 0; i < 100 && shed.filter((r) => r.servedBy === 'fake-a').length < 20; i++) shed.push(await get('/busy/fake-a', `busy-a-${i}`))
+  const elapsed = Date.now() - t0
+  const fromA = shed.filter((r) => r.servedBy === 'fake-a')
+  t.equal(fromA.length, 20, `fake-a answered 20 of ${shed.length} requests with its 503 (it kept getting traffic)`)
+  t.ok(elapsed < UPSTREAM_DEFAULTS.failTimeoutS * 1000, `within fail_timeout (${elapsed} ms < ${UPSTREAM_DEFAULTS.failTimeoutS} s)`)
+  t.ok(fromA.every((r) => r.status === 503 && r.text === appError(503, 'fake-a')), 'every one of them reached the client as the app\'s 503')
+  t.ok(shed.every((r) => r.tried.length === 1), 'no request was tried twice')
+  t.ok(shed.filter((r) => r.servedBy === 'fake-b').every((r) => r.status === 200), 'fake-b answered 200')
+
+  const after = await Promise.all(Array.from({ length: 20 }, (_, i) => get('/ok', `busy-after-${i}`)))
+  t.same(after.filter((r) => r.status !== 200), [], 'then 20 GETs are all answered 200')
+  t.ok(after.filter((r) => r.servedBy === 'fake-a').length > 0, `fake-a still gets traffic (${after.filter((r) => r.servedBy === 'fake-a').length} of 20): not marked down`)
+
+  // The issue's case: every replica busy. Their 503s reach the client; nobody is marked down.
+  const storm = []
+  for (let i = 0; i < 40; i++) storm.push(await get('/always-503', `busy-all-${i}`))
+  t.ok(storm.every((r) => r.status === 503 && r.text === appError(503, r.servedBy ?? '?')), '40 GETs answered 503 by both replicas: each client got the app\'s 503')
+  t.ok(storm.every((r) => r.tried.length === 1), 'each sent once')
+  t.same([...new Set(storm.map((r) => r.servedBy))].sort(), ['fake-a', 'fake-b'], 'from both replicas')
+  const recovered = await Promise.all(Array.from({ length: 20 }, (_, i) => get('/ok', `busy-recovered-${i}`)))
+  t.same(recovered.filter((r) => r.status !== 200).map((r) => r.text), [], 'right after, no "no live upstreams": all 200')
+  t.same([...new Set(recovered.map((r) => r.servedBy))].sort(), ['fake-a', 'fake-b'], 'from both replicas')
+})
+
+t.test('a refused replica: GETs and POSTs move to the other one, and it is skipped after max_fails', async (t) => {
+  const dead = await getFreePort() // nothing listens there: connection refused
+  const half = await startNginx('refused', { upstreams: [dead, ports[0]!], rateLimit: false })
+  t.teardown(() => half.stop())
+  const statuses: number[] = []
+  for (let i = 0; i < 4; i++) {
+    const res = await fetch(`${half.front}/ok`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'x-request-id': `refused-post-${i}` } })
+    await res.text()
+    statuses.push(res.status)
+  }
+  for (let i = 0; i < 40; i++) {
+    const res = await fetch(`${half.front}/ok`, { headers: { 'x-request-id': `refused-get-${i}` } })
+    await res.text()
+    statuses.push(res.status)
+  }
+  t.same(statuses.filter((s) => s !== 200), [], '4 POSTs and 40 GETs all answered 200 (a refused connect sent nothing, so a POST moves on too)')
+  await sleep(100)
+  const entries = (await readFile(half.accessLog, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>)
+    .filter((e) => String(e.request_id).startsWith('refused-'))
+  t.equal(entries.length, 44, 'all in the access log')
+  const viaDead = entries.filter((e) => String(e.upstream_addr).includes(`127.0.0.1:${dead}`))
+  t.ok(viaDead.length >= 1, `the dead replica was tried (${viaDead.length} times)`)
+  t.ok(viaDead.length <= UPSTREAM_DEFAULTS.maxFails, `at most max_fails (${UPSTREAM_DEFAULTS.maxFails}) times, then skipped`)
+  t.ok(viaDead.every((e) => e.upstream_addr === `127.0.0.1:${dead}, 127.0.0.1:${ports[0]}` && e.upstream_status === '502, 200'), 'each time refused, then answered by the live one')
+  t.same(entries.slice(-10).filter((e) => e.upstream_addr !== `127.0.0.1:${ports[0]}`), [], 'the last 10 went straight to the live one')
+  t.ok(viaDead.some((e) => e.method === 'POST'), 'a POST was among the requests moved')
+})
+
+t.test('upstream keep-alive: 1000 concurrent client connections reuse the upstream connections', async (t) => {
+  // Fresh upstreams, to count the connections nginx opens to them.
+  const conns = { n: 0 }
+  const c = fakeUpstream('fake-c')
+  const d = fakeUpstream('fake-d')
+  for (const srv of [c, d]) srv.on('connection', () => { conns.n++ })
+  const kaPorts = [await listen(c), await listen(d)]
+  t.teardown(async () => {
+    c.closeAllConnections()
+    d.closeAllConnections()
+    await Promise.all([new Promise((r) => c.close(r)), new Promise((r) => d.close(r))])
+  })
+  // One worker: the worst case (one worker holding all client connections); room for 1000 client
+  // and 1000 upstream connections. The keepalive size is the default.
+  const ka = await startNginx('keepalive', { upstreams: kaPorts, rateLimit: false, workerConnections: 4096, workerRlimitNofile: 8192 })
+  t.teardown(() => ka.stop())
+  const concurrency = 1000
+  const rounds = 3
+  const statuses: number[] = []
+  const perRound: number[] = []
+  for (let r = 0; r < rounds; r++) {
+    const before = conns.n
+    // /slow takes 400 ms: all 1000 are in flight at once, each on its own upstream connection.
+    statuses.push(...await Promise.all(Array.from({ length: concurrency }, () =>
+      fetch(`${ka.front}/slow`, { signal: AbortSignal.timeout(20_000) }).then(async (res) => { await res.text(); return res.status }))))
+    perRound.push(conns.n - before)
+  }
+  const requests = concurrency * rounds
+  t.equal(statuses.filter((s) => s === 200).length, requests, `${requests} requests in ${rounds} rounds of ${concurrency} concurrent, all 200`)
+  t.comment(`new upstream connections per round: ${perRound.join(', ')} (keepalive ${CAPACITY_DEFAULTS.upstreamKeepalive})`)
+  t.ok(conns.n <= concurrency * 1.2, `${conns.n} upstream connections for ${requests} requests: about one per concurrent request, not one per request`)
+  t.ok(perRound.slice(1).every((n) => n <= concurrency * 0.1), `later rounds reuse the kept-alive connections (${perRound.slice(1).join(', ')} new)`)
 })
 
 t.test('request id, forwarded headers, upstream keep-alive and response headers', async (t) => {
@@ -375,8 +502,11 @@ for (const v of variants) {
     t.ok(upstream, 'an upstream block')
     t.match(upstream, /^\s*least_conn;/m, 'least_conn')
     t.match(upstream, /^\s*zone\s+\S+\s+\d+k;/m, 'shared zone (one view of connections and failures for all workers)')
-    t.ok(Number(directive(upstream, 'keepalive')) >= 16, 'upstream keepalive')
+    t.ok(Number(directive(upstream, 'keepalive')) >= 1000, 'upstream keepalive: room for 1000 requests in flight in one worker')
+    t.ok(parseInt(directive(upstream, 'keepalive_timeout') ?? '', 10) < 72, 'idle upstream connections closed before Fastify\'s 72 s keep-alive timeout')
     const servers = [...upstream.matchAll(/^\s*server\s+(\S+)\s+max_fails=\d+\s+fail_timeout=\d+s;/gm)].map((m) => m[1])
+    const { maxFails, failTimeoutS } = UPSTREAM_DEFAULTS
+    t.ok([...upstream.matchAll(/^\s*server\s.*;/gm)].every((m) => m[0].includes(` max_fails=${maxFails} fail_timeout=${failTimeoutS}s;`)), `max_fails=${maxFails} fail_timeout=${failTimeoutS}s on every server`)
     if (v.options.mode === 'compose') t.same(servers, ['api:3000'], 'compose: the scaled service by name')
     else t.same(servers, v.options.upstreams.map((p) => `127.0.0.1:${p}`), `local: ${v.replicas} replica(s)`)
 
@@ -385,7 +515,7 @@ for (const v of variants) {
     t.equal(directive(proxy, 'proxy_http_version'), '1.1', 'HTTP/1.1 upstream')
     t.match(proxy, /^\s*proxy_set_header\s+Connection\s+"";/m, 'Connection header cleared')
     const next = directive(proxy, 'proxy_next_upstream') ?? ''
-    t.same(next.split(/\s+/).sort(), ['error', 'http_502', 'http_503', 'timeout'], 'proxy_next_upstream error timeout http_502 http_503')
+    t.same(next.split(/\s+/).sort(), ['error', 'timeout'], 'proxy_next_upstream error timeout: an app\'s 502/503 is never retried')
     t.notMatch(conf, /non_idempotent/, 'POSTs are never retried (no non_idempotent)')
     for (const d of ['proxy_connect_timeout', 'proxy_read_timeout', 'proxy_send_timeout', 'proxy_next_upstream_tries', 'proxy_next_upstream_timeout']) {
       t.ok(directive(proxy, d), `${d} set`)
