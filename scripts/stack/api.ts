@@ -67,7 +67,7 @@ export function createReplicas (ctx: StackContext, apis: Proc[], opts: {
     SCORER_THREADS: baseEnv.SCORER_THREADS ?? String(Math.max(1, Math.floor(Math.max(1, cores - 1) / replicas))),
     // Behind nginx: X-Forwarded-* are trusted from nginx only. Open-source nginx never polls
     // /health/ready (no active health checks): a replica that stops is routed around passively
-    // (connection refused or 503 -> the next replica, max_fails/fail_timeout), so a long drain
+    // (a refused connection -> the next replica, max_fails/fail_timeout; app 503s are not retried), so a long drain
     // delay would only slow restarts down; a short one keeps "readiness fails first" observable.
     ...(withNginx
       ? {
