@@ -3,6 +3,7 @@ import { startServices, uniquePrefix } from './helpers/services.ts'
 import { buildTestApp, waitFor } from './helpers/app.ts'
 import { loadFixture } from './helpers/fixture.ts'
 import type { FastifyInstance } from 'fastify'
+import { serialize } from 'node:v8'
 import type { ScoreTask } from '../workers/types.ts'
 
 const services = await startServices()
@@ -87,4 +88,23 @@ t.test('a scoring task that runs past its timeout is given up on, but its thread
   const later = await app.inject('/recommend/8')
   t.equal(later.statusCode, 200)
   t.same(app.scorer.threadIds(), threads)
+})
+
+t.test('a scoring task carries the statistics by reference: the message per task stays under 4 KiB', async (t) => {
+  const app = await buildTestApp({ ...urls, prefix: uniquePrefix() }, { SCORER_THREADS: 1 })
+  t.teardown(() => app.close())
+  const tasks: ScoreTask[] = []
+  const run = app.scorer.run.bind(app.scorer)
+  app.scorer.run = (task) => { tasks.push(task); return run(task) }
+  for (const id of [31, 32, 33]) t.equal((await app.inject(`/recommend/${id}`)).headers['x-cache'], 'MISS')
+  t.equal(tasks.length, 3)
+  const stats = app.globalStats.current()
+  for (const task of tasks) {
+    t.equal(task.statsBuffer, stats?.buffer, 'the one shared buffer of the current version, not a copy')
+    t.ok(task.statsBuffer instanceof SharedArrayBuffer)
+    // What a postMessage copies: everything but the shared memory.
+    const copied = serialize({ ...task, statsBuffer: undefined }).length
+    t.ok(copied < 4096, `${copied} bytes copied per task`)
+  }
+  t.ok((stats?.buffer.byteLength ?? 0) > 0)
 })
