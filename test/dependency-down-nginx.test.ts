@@ -1,0 +1,104 @@
+// MySQL paused (SIGSTOP: queries hang) and then stopped, behind the real nginx with two real API
+// processes: every request still gets a 200 through nginx, from every replica. Cached users get
+// their own answer, uncached users the FALLBACK, and nginx never marks a live replica down.
+import t, { type Test } from 'tap'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Agent, request } from 'undici'
+import { startStack, type Stack } from '../scripts/stack.ts'
+import { startServices, uniquePrefix } from './helpers/services.ts'
+
+const ADMIN_TOKEN = 'fallback-e2e-admin-token-0123456789'
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+const services = await startServices({ ownMysql: true })
+t.teardown(() => services.stop())
+const stateDir = await mkdtemp(join(tmpdir(), 'recsvc-fallback-e2e-'))
+t.teardown(() => rm(stateDir, { recursive: true, force: true }))
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) =>
+  k !== 'NODE_OPTIONS' && !/^(TAP|_TAPJS)/.test(k) && !['REDIS_URL', 'MYSQL_URL', 'ADMIN_TOKEN', 'TRUST_PROXY', 'SHUTDOWN_DRAIN_DELAY_MS'].includes(k)))
+const lines: string[] = []
+const stack: Stack = await startStack({
+  stateDir,
+  env: { ...env, REDIS_KEY_PREFIX: uniquePrefix('fb'), MYSQL_POOL_SIZE: '5' },
+  replicas: 2,
+  apiBasePort: 0,
+  nginx: true,
+  port: 0,
+  rateLimit: false,
+  redisUrl: services.redis.url,
+  mysqlUrl: services.mysql.url,
+  users: 400,
+  adminToken: ADMIN_TOKEN,
+  fromSource: true,
+  logLevel: 'warn',
+  log: (line) => { lines.push(line) },
+  readyTimeoutMs: 45_000
+})
+t.teardown(() => stack.stop())
+t.afterEach(async (t) => {
+  if (!t.passing()) console.error(`--- stack output (last 40 lines) ---\n${lines.slice(-40).join('\n')}`)
+})
+const front = stack.frontUrl!
+const agent = new Agent({ connections: 64 })
+t.teardown(() => agent.close())
+
+async function get (path: string) {
+  const res = await request(`${front}${path}`, { dispatcher: agent, headersTimeout: 10_000, bodyTimeout: 10_000 })
+  const body = await res.body.text()
+  const h = (name: string) => { const v = res.headers[name]; return Array.isArray(v) ? v[0] : v }
+  return { status: res.statusCode, body, cache: h('x-cache'), servedBy: h('x-served-by') }
+}
+
+const mysqlPid = () => {
+  const pid = services.mysql.pid
+  if (pid === undefined) throw new Error('MySQL is not running')
+  return pid
+}
+
+const CACHED = Array.from({ length: 10 }, (_v, i) => i + 1)
+
+/** 4 rounds over the cached users and 40 uncached ones, 20 requests at a time. */
+async function checkDegraded (t: Test, uncached: number[]) {
+  const cached = []
+  const cold = []
+  for (let round = 0; round < 4; round++) cached.push(...await Promise.all(CACHED.map((id) => get(`/recommend/${id}`))))
+  for (let i = 0; i < uncached.length; i += 20) cold.push(...await Promise.all(uncached.slice(i, i + 20).map((id) => get(`/recommend/${id}`))))
+  t.ok(cached.every((r) => r.status === 200 && /^(HIT-L1|HIT-L2|STALE)$/.test(r.cache ?? '')), 'cached users: 200 HIT or STALE')
+  t.ok(cached.every((r) => JSON.parse(r.body).metadata.degraded === false), 'their own answer')
+  t.same(cold.map((r) => r.status), cold.map(() => 200), 'uncached users: 200')
+  t.ok(cold.every((r) => r.cache === 'FALLBACK' && JSON.parse(r.body).metadata.degraded === true), 'FALLBACK, marked degraded')
+  t.same([...new Set([...cached, ...cold].map((r) => r.servedBy))].sort(), ['api-1', 'api-2'], 'from every replica')
+}
+
+t.test('warm up: the cached users are in every replica', async (t) => {
+  for (let round = 0; round < 3; round++) for (const id of CACHED) t.equal((await get(`/recommend/${id}`)).status, 200, `user ${id}`, { diagnostic: false })
+})
+
+t.test('MySQL paused: every request through nginx still gets a 200', async (t) => {
+  process.kill(mysqlPid(), 'SIGSTOP')
+  t.teardown(() => { try { process.kill(mysqlPid(), 'SIGCONT') } catch {} })
+  await checkDegraded(t, Array.from({ length: 40 }, (_v, i) => 100 + i))
+  process.kill(mysqlPid(), 'SIGCONT')
+})
+
+t.test('MySQL stopped: the same, and no live replica is marked down', async (t) => {
+  await services.mysql.kill()
+  await checkDegraded(t, Array.from({ length: 40 }, (_v, i) => 200 + i))
+  const log = (await readFile(stack.nginxAccessLog!, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { status: number, upstream_addr: string })
+  t.equal(log.filter((e) => e.status >= 500).length, 0, 'nginx answered no 5xx of its own or passed on')
+  t.equal(log.filter((e) => e.upstream_addr.includes(',')).length, 0, 'nothing was retried on the other replica')
+})
+
+t.test('MySQL back: personalised again without a restart', async (t) => {
+  await services.mysql.start()
+  let res = await get('/recommend/300')
+  for (let i = 0; i < 100 && res.cache === 'FALLBACK'; i++) {
+    await sleep(200)
+    res = await get(`/recommend/${300 + i}`)
+  }
+  t.equal(res.status, 200)
+  t.match(res.cache, /^(MISS|HIT-L2|HIT-L1)$/)
+  t.equal(JSON.parse(res.body).metadata.degraded, false)
+})
