@@ -41,7 +41,7 @@ t.test('TTLs carry jitter so entries written together do not expire together', a
   )
   t.teardown(() => jittered.close())
   const now = Date.now()
-  const fresh = Array.from({ length: 200 }, () => jittered.recommendationCache.stamp(200, { head: '{}', items: [], tail: '' }).freshUntil - now)
+  const fresh = Array.from({ length: 200 }, () => jittered.recommendationCache.stamp(200, { head: '{}', items: '', ends: [], tail: '' }).freshUntil - now)
   t.ok(fresh.every((ms) => ms >= 540_000 - 50 && ms <= 660_000 + 50), 'within ±10 %')
   t.ok(new Set(fresh.map((ms) => Math.round(ms / 1000))).size > 50, 'spread out')
 })

@@ -107,7 +107,7 @@ export class RecommendationCache {
     this.l1 = new LRUCache<number, L1Entry>({
       max: opts.l1MaxEntries,
       maxSize: opts.l1MaxBytes,
-      sizeCalculation: (v) => bodyBytes(v.body) + 16 * v.body.items.length + 160,
+      sizeCalculation: (v) => bodyBytes(v.body) + 200,
       // Entries live until their grace period ends so they can serve stale-if-error; freshness
       // is checked on read.
       ttl: opts.l1TtlMs + opts.graceS * 1000,
@@ -244,42 +244,36 @@ export class RecommendationCache {
   }
 }
 
-// status|freshUntil|staleUntil|headLen|tailLen|itemLen,itemLen,...|head tail items (concatenated):
-// decoding is slicing, and the leading fields stay readable by the Lua freshness check.
+// status|freshUntil|staleUntil|headLen|tailLen|itemEnd,itemEnd,...|head tail items: decoding is
+// slicing, and the leading fields stay readable by the Lua freshness check.
 function encode (a: CachedAnswer): string {
   const b = a.body
-  return `${a.status}|${a.freshUntil}|${a.staleUntil}|${b.head.length}|${b.tail.length}|${b.items.map((i) => i.length).join(',')}|${b.head}${b.tail}${b.items.join('')}`
+  return `${a.status}|${a.freshUntil}|${a.staleUntil}|${b.head.length}|${b.tail.length}|${b.ends.join(',')}|${b.head}${b.tail}${b.items}`
 }
 
 function decode (raw: string | null | undefined, now: number): CachedAnswer | undefined {
   if (!raw) return undefined
-  const f: number[] = []
-  let at = 0
-  for (let i = 0; i < 6; i++) {
-    const next = raw.indexOf('|', at)
-    if (next < 0) return undefined
-    f.push(at, next)
-    at = next + 1
+  const bars: number[] = []
+  for (let at = -1, i = 0; i < 6; i++) {
+    at = raw.indexOf('|', at + 1)
+    if (at < 0) return undefined
+    bars.push(at)
   }
-  const field = (i: number) => raw.slice(f[2 * i], f[2 * i + 1])
+  const field = (i: number) => raw.slice(i === 0 ? 0 : (bars[i - 1] as number) + 1, bars[i])
   const staleUntil = Number(field(2))
   const headLen = Number(field(3))
   const tailLen = Number(field(4))
-  const lens = field(5)
+  const endsField = field(5)
   if (!(staleUntil > now) || !Number.isInteger(headLen) || !Number.isInteger(tailLen)) return undefined
-  let p = at
-  const head = raw.slice(p, p += headLen)
-  const tail = raw.slice(p, p += tailLen)
-  const items: string[] = []
-  if (lens !== '') {
-    for (const l of lens.split(',')) items.push(raw.slice(p, p += Number(l)))
-  }
-  if (p !== raw.length) return undefined
+  const start = (bars[5] as number) + 1
+  const ends = endsField === '' ? [] : endsField.split(',').map(Number)
+  const items = raw.slice(start + headLen + tailLen)
+  if (items.length !== (ends.length ? ends[ends.length - 1] : 0)) return undefined
   return {
     status: raw.startsWith('404') ? 404 : 200,
     freshUntil: Number(field(1)),
     staleUntil,
-    body: { head, items, tail }
+    body: { head: raw.slice(start, start + headLen), items, ends, tail: raw.slice(start + headLen, start + headLen + tailLen) }
   }
 }
 
