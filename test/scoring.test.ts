@@ -1,5 +1,6 @@
 import t from 'tap'
 import score from '../workers/score.ts'
+import { toAnswerBody } from '../workers/answer-body.ts'
 import { scoreUser, type ScoreInput } from '../workers/scoring.ts'
 import type { GlobalStats, PopularItem, ScoringWeights } from '../workers/types.ts'
 
@@ -231,12 +232,12 @@ const shared = (text: string): SharedArrayBuffer => {
 t.test('worker entry parses stats once per version, from shared memory', async (t) => {
   const task = { ...taskA, statsVersion: 1, statsBuffer: shared(JSON.stringify(statsA)) }
   const first = score(task)
-  t.strictSame(first, scoreUser(taskA, statsA))
+  t.strictSame(first, toAnswerBody(scoreUser(taskA, statsA)), 'the serialized answer')
   // Same version: the buffer is not looked at again, so garbage is harmless.
   t.strictSame(score({ ...task, statsBuffer: shared('not json {') }), first)
   // New version: parsed, and a parse failure surfaces.
   t.throws(() => score({ ...task, statsVersion: 2, statsBuffer: shared('not json {') }), SyntaxError)
   const noItems: GlobalStats = { ...statsA, itemsByCategory: {} }
-  t.strictSame(score({ ...task, statsVersion: 2, statsBuffer: shared(JSON.stringify(noItems)) }).recommendations.items, [])
-  t.strictSame(score({ ...task, statsVersion: 2, statsBuffer: shared('still not json') }).recommendations.items, [])
+  t.strictSame(score({ ...task, statsVersion: 2, statsBuffer: shared(JSON.stringify(noItems)) }).items, '')
+  t.strictSame(score({ ...task, statsVersion: 2, statsBuffer: shared('still not json') }).items, '')
 })

@@ -1,18 +1,21 @@
 import { scoreUser } from './scoring.ts'
-import type { GlobalStats, RecommendationBody, ScoreTask } from './types.ts'
+import { toAnswerBody, type AnswerBody } from './answer-body.ts'
+import type { GlobalStats, ScoreTask } from './types.ts'
 
 // Stats are large and change every few minutes while tasks arrive thousands of times a second:
 // parse once per version per thread, not once per task.
 let cachedVersion: number | undefined
 let cachedStats: GlobalStats | undefined
 
-/** piscina worker entry: computation only, no connections. */
-export default function score (task: ScoreTask): RecommendationBody {
+/** piscina worker entry: computation only, no connections. The answer comes back serialized (a
+ *  few strings), which costs the main thread far less to receive than the object would, and
+ *  leaves it no JSON work. */
+export default function score (task: ScoreTask): AnswerBody {
   if (cachedStats === undefined || cachedVersion !== task.statsVersion) {
     // Assigned only after a successful parse, so a bad payload leaves the previous cache intact.
     cachedStats = JSON.parse(Buffer.from(task.statsBuffer).toString('utf8')) as GlobalStats
     cachedVersion = task.statsVersion
   }
-  return scoreUser(task, cachedStats)
+  return toAnswerBody(scoreUser(task, cachedStats))
 }
 

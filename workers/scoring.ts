@@ -26,14 +26,20 @@ interface CategoryAcc extends Ranked {
   purchased: boolean
 }
 
-/** Inserts x into `out` (sorted by cmp, at most k long), dropping whatever falls off the end.
- *  Keeps the k best of n in O(n·k) without sorting all n; k is small here (10, 5, limit). */
+/** Inserts x into `out` (sorted by cmp, at most k long) after every element that is not worse,
+ *  dropping whatever falls off the end. Keeps the k best of n without sorting all n: a binary
+ *  search per insertion, since k goes up to MAX_LIMIT (100) for items. */
 function insertTopK<T> (out: T[], x: T, k: number, cmp: (a: T, b: T) => number): void {
   const last = out[out.length - 1]
   if (out.length >= k && (last === undefined || cmp(x, last) >= 0)) return
-  let i = out.length
-  while (i > 0 && cmp(x, out[i - 1]!) < 0) i--
-  out.splice(i, 0, x)
+  let lo = 0
+  let hi = out.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (cmp(x, out[mid]!) < 0) hi = mid
+    else lo = mid + 1
+  }
+  out.splice(lo, 0, x)
   if (out.length > k) out.pop()
 }
 

@@ -1,6 +1,6 @@
 import { scoreUser } from '../../workers/scoring.ts'
 import type { GlobalStats, ScoringWeights } from '../../workers/types.ts'
-import { toAnswerBody, type AnswerBody } from './answer-body.ts'
+import { toAnswerBody, type AnswerBody } from '../../workers/answer-body.ts'
 import { MAX_LIMIT } from './limits.ts'
 import type { CachedAnswer } from './recommendation-cache.ts'
 

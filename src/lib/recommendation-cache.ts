@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache'
 import type { Redis } from 'ioredis'
 import type { CircuitBreaker } from './circuit-breaker.ts'
 import { RecError, unavailable } from './errors.ts'
-import { bodyBytes, type AnswerBody } from './answer-body.ts'
+import { bodyBytes, type AnswerBody } from '../../workers/answer-body.ts'
 
 /** A cached answer for one user, every limit at once: status and already-serialized body (a hit
  *  does no JSON work), with the absolute times until which it is fresh and until which it may

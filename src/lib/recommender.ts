@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { RecommendationBody, ScoreTask, ScoringWeights } from '../../workers/types.ts'
+import type { ScoreTask, ScoringWeights } from '../../workers/types.ts'
 import type { CachedAnswer, RecommendationCache } from './recommendation-cache.ts'
 import type { UserHistory, UserStore } from './user-store.ts'
 import type { BroadcastResult } from './invalidation-bus.ts'
 import type { BoundedGate } from './bounded-gate.ts'
 import type { StatsSnapshot } from '../plugins/stats.ts'
-import { errorAnswerBody, toAnswerBody } from './answer-body.ts'
+import { errorAnswerBody, type AnswerBody } from '../../workers/answer-body.ts'
 import { errorBody, RecError, unavailable } from './errors.ts'
 import { ServerTiming } from './server-timing.ts'
 import { SingleFlight } from './single-flight.ts'
@@ -18,7 +18,8 @@ export interface Answer extends CachedAnswer { tier: Tier }
 export interface RecommenderDeps {
   cache: RecommendationCache
   store: UserStore
-  score: (task: ScoreTask) => Promise<RecommendationBody>
+  /** scores in a worker thread and returns the serialized answer */
+  score: (task: ScoreTask) => Promise<AnswerBody>
   stats: () => StatsSnapshot | undefined
   /** the non-personalised answer for a user, or undefined when there are no statistics yet */
   fallback: (userId: number) => CachedAnswer | undefined
@@ -202,7 +203,7 @@ export class Recommender {
       }
       this.deps.onScore?.()
       const body = await measure(timing, 'score', () => this.deps.score(task))
-      answer = this.deps.cache.stamp(200, toAnswerBody(body))
+      answer = this.deps.cache.stamp(200, body)
     }
     // Without a generation (Redis was failing when the fill started) an L2 write could not be
     // checked against invalidations, so it is skipped.

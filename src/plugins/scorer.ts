@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
 import { Piscina } from 'piscina'
 import type { Config } from '../config.ts'
-import type { RecommendationBody, ScoreTask } from '../../workers/types.ts'
+import type { ScoreTask } from '../../workers/types.ts'
+import type { AnswerBody } from '../../workers/answer-body.ts'
 import { BoundedGate } from '../lib/bounded-gate.ts'
 import { withTimeout } from '../lib/timeout.ts'
 
@@ -23,7 +24,7 @@ function warmUpTask (): ScoreTask {
 }
 
 export interface Scorer {
-  run (task: ScoreTask): Promise<RecommendationBody>
+  run (task: ScoreTask): Promise<AnswerBody>
   stats (): { size: number, in_use: number, queued: number }
   /** ids of the live worker threads: a timed-out task must not replace them */
   threadIds (): number[]
@@ -46,7 +47,7 @@ function noop (): void {}
 
 export default fp(async function scorerPlugin (app, opts: { config: Config }) {
   const c = opts.config
-  const pool = new Piscina<ScoreTask, RecommendationBody>({
+  const pool = new Piscina<ScoreTask, AnswerBody>({
     filename: workerFile,
     minThreads: c.SCORER_THREADS,
     maxThreads: c.SCORER_THREADS,
@@ -54,7 +55,7 @@ export default fp(async function scorerPlugin (app, opts: { config: Config }) {
   })
   const gate = new BoundedGate({ name: 'scoring', limit: 2 * c.SCORER_THREADS, maxQueue: c.SCORER_MAX_QUEUE, queueTimeoutMs: c.SCORER_QUEUE_TIMEOUT_MS })
   const scorer: Scorer = {
-    run: (task) => new Promise<RecommendationBody>((resolve, reject) => {
+    run: (task) => new Promise<AnswerBody>((resolve, reject) => {
       gate.run(() => {
         const running = pool.run(task)
         withTimeout(running, c.SCORER_TASK_TIMEOUT_MS, 'scoring').then(resolve, reject)

@@ -6,7 +6,7 @@ import { requireUserIds } from '../lib/user-id.ts'
 import { RecError } from '../lib/errors.ts'
 import { ServerTiming } from '../lib/server-timing.ts'
 import type { Answer } from '../lib/recommender.ts'
-import { bodyFor } from '../lib/answer-body.ts'
+import { bodyFor } from '../../workers/answer-body.ts'
 
 const batchRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const c = opts.config

@@ -4,7 +4,7 @@ import { ErrorSchema, LimitQuery, RecommendationSchema, UserIdParams } from '../
 import { requireUserId } from '../lib/user-id.ts'
 import { ServerTiming } from '../lib/server-timing.ts'
 import type { Answer } from '../lib/recommender.ts'
-import { bodyFor } from '../lib/answer-body.ts'
+import { bodyFor } from '../../workers/answer-body.ts'
 
 const recommendRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const defaultLimit = opts.config.DEFAULT_LIMIT

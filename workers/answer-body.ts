@@ -1,6 +1,6 @@
 import fastJson from 'fast-json-stringify'
-import { ItemSchema, RecommendationSchema } from '../schemas/recommendation.ts'
-import type { RecommendationBody } from '../../workers/types.ts'
+import { ItemSchema, RecommendationSchema } from '../src/schemas/recommendation.ts'
+import type { RecommendationBody } from './types.ts'
 
 /** A serialized answer that can be cut to any `limit` without JSON work: `items` is the JSON of
  *  every item joined by commas and `ends[i]` where item i ends in it, so the body for limit L is
