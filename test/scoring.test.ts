@@ -1,5 +1,5 @@
 import t from 'tap'
-import score from '../workers/score.ts'
+import score, { scoreOne } from '../workers/score.ts'
 import { toAnswerBody } from '../workers/answer-body.ts'
 import { scoreUser, type ScoreInput } from '../workers/scoring.ts'
 import type { GlobalStats, PopularItem, ScoringWeights } from '../workers/types.ts'
@@ -231,13 +231,19 @@ const shared = (text: string): SharedArrayBuffer => {
 
 t.test('worker entry parses stats once per version, from shared memory', async (t) => {
   const task = { ...taskA, statsVersion: 1, statsBuffer: shared(JSON.stringify(statsA)) }
-  const first = score(task)
+  const first = scoreOne(task)
   t.strictSame(first, toAnswerBody(scoreUser(taskA, statsA)), 'the serialized answer')
   // Same version: the buffer is not looked at again, so garbage is harmless.
-  t.strictSame(score({ ...task, statsBuffer: shared('not json {') }), first)
+  t.strictSame(scoreOne({ ...task, statsBuffer: shared('not json {') }), first)
   // New version: parsed, and a parse failure surfaces.
-  t.throws(() => score({ ...task, statsVersion: 2, statsBuffer: shared('not json {') }), SyntaxError)
+  t.throws(() => scoreOne({ ...task, statsVersion: 2, statsBuffer: shared('not json {') }), SyntaxError)
   const noItems: GlobalStats = { ...statsA, itemsByCategory: {} }
-  t.strictSame(score({ ...task, statsVersion: 2, statsBuffer: shared(JSON.stringify(noItems)) }).items, '')
-  t.strictSame(score({ ...task, statsVersion: 2, statsBuffer: shared('still not json') }).items, '')
+  t.strictSame(scoreOne({ ...task, statsVersion: 2, statsBuffer: shared(JSON.stringify(noItems)) }).items, '')
+  t.strictSame(scoreOne({ ...task, statsVersion: 2, statsBuffer: shared('still not json') }).items, '')
+})
+
+t.test('the worker entry scores a batch, in order', async (t) => {
+  const statsBuffer = shared(JSON.stringify(statsA))
+  const tasks = [taskA, { ...taskA, userId: 2 }, { ...taskA, userId: 3, searches: [] }].map((x) => ({ ...x, statsVersion: 7, statsBuffer }))
+  t.strictSame(score(tasks), tasks.map((x) => toAnswerBody(scoreUser(x, statsA))))
 })

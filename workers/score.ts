@@ -7,10 +7,10 @@ import type { GlobalStats, ScoreTask } from './types.ts'
 let cachedVersion: number | undefined
 let cachedStats: GlobalStats | undefined
 
-/** piscina worker entry: computation only, no connections. The answer comes back serialized (a
- *  few strings), which costs the main thread far less to receive than the object would, and
- *  leaves it no JSON work. */
-export default function score (task: ScoreTask): AnswerBody {
+/** Scores one user: computation only, no connections. The answer comes back serialized (a few
+ *  strings), which costs the main thread far less to receive than the object would, and leaves
+ *  it no JSON work. */
+export function scoreOne (task: ScoreTask): AnswerBody {
   if (cachedStats === undefined || cachedVersion !== task.statsVersion) {
     // Assigned only after a successful parse, so a bad payload leaves the previous cache intact.
     cachedStats = JSON.parse(Buffer.from(task.statsBuffer).toString('utf8')) as GlobalStats
@@ -19,3 +19,7 @@ export default function score (task: ScoreTask): AnswerBody {
   return toAnswerBody(scoreUser(task, cachedStats))
 }
 
+/** piscina worker entry: a batch of users, so one pool task serves every miss of a moment. */
+export default function score (tasks: ScoreTask[]): AnswerBody[] {
+  return tasks.map(scoreOne)
+}

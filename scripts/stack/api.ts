@@ -76,9 +76,12 @@ export function createReplicas (ctx: StackContext, apis: Proc[], opts: {
         }
       : {})
   }
+  // STACK_NODE_ARGS: flags for the replicas' node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
+  // which NODE_OPTIONS refuses.
+  const nodeArgs = (baseEnv.STACK_NODE_ARGS ?? '').split(' ').filter(Boolean)
   const serverArgs = options.fromSource
-    ? ['--import', 'tsx', join(root, 'src', 'server.ts')]
-    : [join(root, 'dist', 'src', 'server.js')]
+    ? [...nodeArgs, '--import', 'tsx', join(root, 'src', 'server.ts')]
+    : [...nodeArgs, join(root, 'dist', 'src', 'server.js')]
   const entry = serverArgs[serverArgs.length - 1]!
   if (!existsSync(entry)) throw new StackError(`${rel(entry)} not found; run npm run build`)
   const apiUrls = ports.map((p) => `http://127.0.0.1:${p}`)

@@ -3,8 +3,7 @@ import { Piscina } from 'piscina'
 import type { Config } from '../config.ts'
 import type { ScoreTask } from '../../workers/types.ts'
 import type { AnswerBody } from '../../workers/answer-body.ts'
-import { BoundedGate } from '../lib/bounded-gate.ts'
-import { withTimeout } from '../lib/timeout.ts'
+import { BatchingScorer } from '../lib/batching-scorer.ts'
 
 function warmUpTask (): ScoreTask {
   const json = Buffer.from('{"categoryPopularity":[],"cooccurrence":{},"itemsByCategory":{}}')
@@ -43,33 +42,34 @@ const workerFile = new URL(`../../workers/score${ext}`, import.meta.url).href
  *  one running and one ready, so a thread never idles waiting for the main thread. A task that runs
  *  too long is given up by its caller but never aborted: aborting a running piscina task
  *  terminates its thread, and with it the statistics the thread has parsed. */
-function noop (): void {}
+/** Users per pool task: enough to amortise a task's main-thread cost, few enough that the first
+ *  user of a batch does not wait long for the last (about 65 µs of scoring each). */
+const SCORER_MAX_BATCH = 16
 
 export default fp(async function scorerPlugin (app, opts: { config: Config }) {
   const c = opts.config
-  const pool = new Piscina<ScoreTask, AnswerBody>({
+  const pool = new Piscina<ScoreTask[], AnswerBody[]>({
     filename: workerFile,
     minThreads: c.SCORER_THREADS,
     maxThreads: c.SCORER_THREADS,
     idleTimeout: 60_000
   })
-  const gate = new BoundedGate({ name: 'scoring', limit: 2 * c.SCORER_THREADS, maxQueue: c.SCORER_MAX_QUEUE, queueTimeoutMs: c.SCORER_QUEUE_TIMEOUT_MS })
+  const batches = new BatchingScorer<ScoreTask, AnswerBody>({
+    runBatch: (tasks) => pool.run(tasks),
+    maxInFlight: 2 * c.SCORER_THREADS,
+    maxBatch: SCORER_MAX_BATCH,
+    maxQueue: c.SCORER_MAX_QUEUE,
+    queueTimeoutMs: c.SCORER_QUEUE_TIMEOUT_MS,
+    runTimeoutMs: c.SCORER_TASK_TIMEOUT_MS
+  })
   const scorer: Scorer = {
-    run: (task) => new Promise<AnswerBody>((resolve, reject) => {
-      gate.run(() => {
-        const running = pool.run(task)
-        withTimeout(running, c.SCORER_TASK_TIMEOUT_MS, 'scoring').then(resolve, reject)
-        // The slot is held until the task really ends, so a slow task still counts against the
-        // bound after its caller has given up on it.
-        return running.then(noop, noop)
-      }).catch(reject)
-    }),
-    stats: () => ({ size: pool.threads.length, in_use: Math.min(gate.active, pool.threads.length), queued: gate.queued + Math.max(0, gate.active - pool.threads.length) }),
+    run: (task) => batches.run(task),
+    stats: () => ({ size: pool.threads.length, in_use: Math.min(batches.running, pool.threads.length), queued: batches.queued }),
     threadIds: () => pool.threads.map((t) => t.threadId)
   }
   // Start every thread and run one task through it before reporting ready, so the first real
   // requests do not pay for thread start-up (and a broken worker file fails the boot, not a request).
-  await Promise.all(Array.from({ length: c.SCORER_THREADS }, () => pool.run(warmUpTask())))
+  await Promise.all(Array.from({ length: c.SCORER_THREADS }, () => pool.run([warmUpTask()])))
   app.decorate('scorer', scorer)
   app.addHook('onClose', async () => { await pool.close() })
 }, { name: 'scorer' })
