@@ -64,9 +64,15 @@ t.test(`${ROUNDS} rounds of fills racing invalidations: no read older than the l
   for (let round = 0; round < ROUNDS; round++) {
     const u = USERS[round % USERS.length] as number
     const writer = apps[round % apps.length]!
+    // Every replica starts a fill for the user (its caches were just emptied), and the event lands
+    // while those fills are reading MySQL or scoring: the fills must not cache what they read.
+    await writer.inject({ method: 'POST', url: `/invalidate-cache/${u}`, headers: adminHeaders })
+    const fills = apps.map((app) => app.inject(`/recommend/${u}`))
+    await sleep(Math.random() * 8)
     const res = await writer.inject({ method: 'POST', url: '/events', headers: adminHeaders, payload: [{ type: 'search', user_id: u, category: 'books' }] })
     if (res.statusCode !== 201) { t.fail(`event post failed: ${res.body}`); break }
     acked.set(u, (acked.get(u) as number) + 1)
+    await Promise.all(fills)
     // Reads right after the ack, on every replica, must see it.
     for (const app of apps) {
       reads++

@@ -7,7 +7,14 @@ import type { RecommendationBody } from './types.ts'
  *  `head + items.slice(0, ends[L - 1]) + tail`. A user is scored once with MAX_LIMIT items and
  *  every limit is served from that one result (the ranking is a total order, so the top L of the
  *  top MAX_LIMIT are the top L). An error body is all head. */
-export interface AnswerBody { head: string, items: string, ends: number[], tail: string }
+export interface AnswerBody {
+  head: string
+  items: string
+  ends: number[]
+  tail: string
+  /** the last body encoded for sending, memoized on the cached answer (see encodedBody) */
+  encoded?: { limit: number, bytes: Buffer }
+}
 
 const serializeBody = fastJson(RecommendationSchema as object) as (b: RecommendationBody) => string
 const serializeItem = fastJson(ItemSchema as object) as (i: RecommendationBody['recommendations']['items'][number]) => string
@@ -32,6 +39,17 @@ export function bodyFor (b: AnswerBody, limit: number): string {
   return b.head + (limit >= n ? b.items : b.items.slice(0, b.ends[limit - 1])) + b.tail
 }
 
+/** The body for `limit` as UTF-8 bytes. Memoized for the last limit asked, since nearly every
+ *  request asks for the same one: a hit then neither joins strings nor encodes them. */
+export function encodedBody (b: AnswerBody, limit: number): Buffer {
+  const e = b.encoded
+  if (e !== undefined && e.limit === limit) return e.bytes
+  const bytes = Buffer.from(bodyFor(b, limit), 'utf8')
+  b.encoded = { limit, bytes }
+  return bytes
+}
+
+/** What an answer holds in memory, with room for one memoized encoded body of a usual limit. */
 export function bodyBytes (b: AnswerBody): number {
-  return b.head.length + b.tail.length + b.items.length + 8 * b.ends.length
+  return 2 * (b.head.length + b.tail.length) + b.items.length + Math.min(b.items.length, 4096) + 8 * b.ends.length
 }

@@ -205,13 +205,20 @@ export class Recommender {
       const body = await measure(timing, 'score', () => this.deps.score(task))
       answer = this.deps.cache.stamp(200, body)
     }
-    // Without a generation (Redis was failing when the fill started) an L2 write could not be
-    // checked against invalidations, so it is skipped.
-    const writtenL2 = generation !== undefined && await this.deps.cache.setL2(userId, answer, generation, lease)
-    if (writtenL2 || generation === undefined) this.writeL1(userId, answer, startedAt)
+    // The LRU write is guarded by this replica's own record of invalidations (every acknowledged
+    // invalidation has reached it, see writeL1), so it needs no Redis round trip and the answer
+    // goes out without waiting for the Redis write. That write is checked against the user's
+    // generation; without one (Redis was failing when the fill started) it is skipped.
+    this.writeL1(userId, answer, startedAt)
+    if (generation !== undefined) {
+      this.deps.cache.setL2(userId, answer, generation, lease).catch((err: unknown) => this.deps.onBackgroundError?.(err))
+    }
     return { ...answer, tier: 'MISS' }
   }
 
+  /** An invalidation is acknowledged only once every listening replica has run dropLocal, so a
+   *  fill that started before it either wrote before (and dropLocal removed the entry) or finds it
+   *  here and writes nothing. A replica that is not listening distrusts its LRU (epochs). */
   private writeL1 (userId: number, answer: CachedAnswer, startedAt: number): void {
     const dropped = this.invalidatedAt.get(userId)
     if ((dropped !== undefined && dropped >= startedAt) || startedAt <= this.l1WriteFloor) return

@@ -4,7 +4,7 @@ import { ErrorSchema, LimitQuery, RecommendationSchema, UserIdParams } from '../
 import { requireUserId } from '../lib/user-id.ts'
 import { ServerTiming } from '../lib/server-timing.ts'
 import type { Answer } from '../lib/recommender.ts'
-import { bodyFor } from '../../workers/answer-body.ts'
+import { encodedBody } from '../../workers/answer-body.ts'
 
 const recommendRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const defaultLimit = opts.config.DEFAULT_LIMIT
@@ -22,14 +22,14 @@ const recommendRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (ap
     const answer = await app.recommender.get(userId, timing)
     timing.add('total', performance.now() - start)
     app.recMetrics.cacheAnswers.inc({ tier: answer.tier })
-    // The body is the cached, already-serialized JSON: sent as is, no serialization on a hit.
+    // The body is the cached, already-encoded JSON: sent as is, no serialization on a hit.
     return reply
       .code(answer.status)
       .header('x-cache', answer.tier)
       .header('server-timing', timing.toString())
       .header('cache-control', cacheControl(answer, graceS))
       .type('application/json; charset=utf-8')
-      .send(bodyFor(answer.body, req.query.limit ?? defaultLimit) as never)
+      .send(encodedBody(answer.body, req.query.limit ?? defaultLimit) as never)
   })
 }
 
