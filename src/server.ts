@@ -26,4 +26,6 @@ closeWithGrace({ delay: config.SHUTDOWN_DRAIN_DELAY_MS + config.SHUTDOWN_GRACE_M
   await app.close()
 })
 
-await app.listen({ port: config.PORT, host: config.HOST })
+// A deep accept queue: nginx opens its upstream connections in a burst when 1000 clients arrive
+// at once, and a SYN dropped from a full queue (Node's default is 511) is resent only after 1 s.
+await app.listen({ port: config.PORT, host: config.HOST, backlog: 4096 })

@@ -291,7 +291,7 @@ t.test('nginx service: the mounted config and the service definition agree', asy
   t.equal(script?.source, './nginx/dns-reload.sh', 'dns-reload.sh mounted')
   t.same(svc.command, ['/bin/sh', '/etc/nginx/dns-reload.sh'], 'and run as the command')
   const conf = read('nginx/nginx.compose.conf')
-  t.match(conf, /^\s*listen 8080;/m, 'listens on 8080, the published port')
+  t.match(conf, /^\s*listen 8080 backlog=4096;/m, 'listens on 8080, the published port')
   t.match(conf, /^\s*server api:3000\b/m, 'upstream is the api service on its port')
   t.match(conf, /^\s*listen 127\.0\.0\.1:8081;/m, 'the health check\'s internal server')
   t.match(conf, /location = \/nginx_status \{\s*stub_status;/, 'serves stub_status at the health check\'s path')

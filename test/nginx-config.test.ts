@@ -558,7 +558,7 @@ for (const v of variants) {
     t.match(directive(status, 'listen') ?? '', /^127\.0\.0\.1:\d+$/, 'stub_status listens on 127.0.0.1 only')
     t.match(status, /allow\s+127\.0\.0\.1;\s*deny\s+all;/, 'and allows only 127.0.0.1')
     t.notMatch(front, /stub_status/, 'the public server has no stub_status')
-    t.equal(directive(front, 'listen'), v.options.mode === 'compose' ? '8080' : '127.0.0.1:8080', 'public port 8080')
+    t.equal(directive(front, 'listen'), v.options.mode === 'compose' ? '8080 backlog=4096' : '127.0.0.1:8080 backlog=4096', 'public port 8080, with an accept queue for 1000 clients connecting at once')
   })
 }
 
