@@ -47,12 +47,12 @@ export const ConfigSchema = Type.Object({
   NOT_FOUND_TTL_MS: Int(30_000, 1, 3_600_000, 'how long an unknown user id is remembered as 404'),
 
   SCORER_THREADS: Int(threads, 1, 256, 'piscina worker threads (default: cores - 1)'),
-  SCORER_MAX_QUEUE: Int(256, 1, 1_000_000, 'scoring tasks waiting for a thread; beyond it a miss gets the fallback'),
+  SCORER_MAX_QUEUE: Int(512, 1, 1_000_000, 'scoring tasks waiting for a thread; beyond it a miss gets the fallback'),
   SCORER_QUEUE_TIMEOUT_MS: Int(200, 1, 60_000, 'max time a scoring task waits for a thread'),
   SCORER_TASK_TIMEOUT_MS: Int(2000, 10, 60_000, 'max time a caller waits for a running scoring task (it is not aborted: the thread and its parsed statistics stay)'),
 
-  MISS_MAX_INFLIGHT: Int(64, 1, 100_000, 'users loaded from MySQL and scored at once per replica; more misses queue'),
-  MISS_MAX_QUEUE: Int(256, 0, 1_000_000, 'misses waiting for a slot; beyond it a miss gets the fallback at once'),
+  MISS_MAX_INFLIGHT: Int(256, 1, 100_000, 'users loaded from MySQL and scored at once per replica; more misses queue'),
+  MISS_MAX_QUEUE: Int(512, 0, 1_000_000, 'misses waiting for a slot; beyond it a miss gets the fallback at once'),
   MISS_TIMEOUT_MS: Int(250, 10, 60_000, 'how long a request waits for a personalised answer before it gets the fallback (the fill goes on and caches its result)'),
   FALLBACK_MAX_AGE_S: Int(5, 0, 3600, 'Cache-Control max-age of a FALLBACK (non-personalised) answer'),
 

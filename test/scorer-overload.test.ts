@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { serialize } from 'node:v8'
 import { setImmediate } from 'node:timers/promises'
 import type { ScoreTask } from '../workers/types.ts'
+import { packHistory } from '../workers/history-wire.ts'
 
 const services = await startServices()
 t.teardown(() => services.stop())
@@ -19,8 +20,7 @@ function heavyTask (app: FastifyInstance): ScoreTask {
   const now = Date.now()
   return {
     userId: 1,
-    searches: Array.from({ length: 200_000 }, (_v, i) => ({ category: `c${i % 500}`, at: now - i * 1000 })),
-    purchases: [],
+    history: packHistory(Array.from({ length: 200_000 }, (_v, i) => ({ category: `c${i % 500}`, at: now - i * 1000 })), []),
     limit: 10,
     now,
     weights: { searchBase: 1, searchHalfLifeDays: 7, purchaseBase: 3, purchaseHalfLifeDays: 14 },
@@ -32,8 +32,9 @@ function heavyTask (app: FastifyInstance): ScoreTask {
 
 async function submitApart (app: FastifyInstance, n: number): Promise<Array<Promise<unknown>>> {
   const out = []
-  for (let i = 0; i < n; i++) {
-    out.push(app.scorer.run(heavyTask(app)).catch((e: Error) => e))
+  const tasks = Array.from({ length: n }, () => heavyTask(app))
+  for (const task of tasks) {
+    out.push(app.scorer.run(task).catch((e: Error) => e))
     await setImmediate()
   }
   return out
@@ -113,7 +114,7 @@ t.test('a scoring task carries the statistics by reference: the message per task
   for (const task of tasks) {
     t.equal(task.statsBuffer, stats?.buffer, 'the one shared buffer of the current version, not a copy')
     t.ok(task.statsBuffer instanceof SharedArrayBuffer)
-    // What a postMessage copies: everything but the shared memory.
+    // What a postMessage copies: everything but the shared memory (typed arrays are one copy each).
     const copied = serialize({ ...task, statsBuffer: undefined }).length
     t.ok(copied < 4096, `${copied} bytes copied per task`)
   }

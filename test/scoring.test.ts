@@ -1,8 +1,9 @@
 import t from 'tap'
 import score, { scoreOne } from '../workers/score.ts'
 import { toAnswerBody } from '../workers/answer-body.ts'
+import { packHistory, unpackHistory } from '../workers/history-wire.ts'
 import { scoreUser, type ScoreInput } from '../workers/scoring.ts'
-import type { GlobalStats, PopularItem, ScoringWeights } from '../workers/types.ts'
+import type { GlobalStats, PopularItem, ScoreTask, ScoringWeights } from '../workers/types.ts'
 
 // Every expected number below is derived by hand from the spec's formulas; they are not snapshots.
 // Unless a test says otherwise: search = 1 × 2^(-age/7d), purchase = 3 × 2^(-age/14d),
@@ -222,6 +223,12 @@ t.test('cold start: popularity drives categories, explore and items', async (t) 
   })
 })
 
+/** The task as the service sends it: history packed into typed arrays, statistics shared. */
+const wire = (x: ScoreInput, statsVersion: number, statsBuffer: SharedArrayBuffer): ScoreTask => {
+  const { searches, purchases, ...rest } = x
+  return { ...rest, history: packHistory(searches, purchases), statsVersion, statsBuffer }
+}
+
 const shared = (text: string): SharedArrayBuffer => {
   const bytes = Buffer.from(text)
   const buffer = new SharedArrayBuffer(bytes.length)
@@ -230,7 +237,7 @@ const shared = (text: string): SharedArrayBuffer => {
 }
 
 t.test('worker entry parses stats once per version, from shared memory', async (t) => {
-  const task = { ...taskA, statsVersion: 1, statsBuffer: shared(JSON.stringify(statsA)) }
+  const task = wire(taskA, 1, shared(JSON.stringify(statsA)))
   const first = scoreOne(task)
   t.strictSame(first, toAnswerBody(scoreUser(taskA, statsA)), 'the serialized answer')
   // Same version: the buffer is not looked at again, so garbage is harmless.
@@ -244,6 +251,13 @@ t.test('worker entry parses stats once per version, from shared memory', async (
 
 t.test('the worker entry scores a batch, in order', async (t) => {
   const statsBuffer = shared(JSON.stringify(statsA))
-  const tasks = [taskA, { ...taskA, userId: 2 }, { ...taskA, userId: 3, searches: [] }].map((x) => ({ ...x, statsVersion: 7, statsBuffer }))
-  t.strictSame(score(tasks), tasks.map((x) => toAnswerBody(scoreUser(x, statsA))))
+  const inputs = [taskA, { ...taskA, userId: 2 }, { ...taskA, userId: 3, searches: [] }]
+  t.strictSame(score(inputs.map((x) => wire(x, 7, statsBuffer))), inputs.map((x) => toAnswerBody(scoreUser(x, statsA))))
+})
+
+t.test('a history survives packing for the worker unchanged', async (t) => {
+  const { searches, purchases } = taskA
+  t.ok(searches.length > 0 && purchases.length > 0)
+  t.strictSame(unpackHistory(packHistory(searches, purchases)), { searches, purchases })
+  t.strictSame(unpackHistory(packHistory([], [])), { searches: [], purchases: [] })
 })

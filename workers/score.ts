@@ -1,5 +1,6 @@
 import { scoreUser } from './scoring.ts'
 import { toAnswerBody, type AnswerBody } from './answer-body.ts'
+import { unpackHistory } from './history-wire.ts'
 import type { GlobalStats, ScoreTask } from './types.ts'
 
 // Stats are large and change every few minutes while tasks arrive thousands of times a second:
@@ -16,7 +17,7 @@ export function scoreOne (task: ScoreTask): AnswerBody {
     cachedStats = JSON.parse(Buffer.from(task.statsBuffer).toString('utf8')) as GlobalStats
     cachedVersion = task.statsVersion
   }
-  return toAnswerBody(scoreUser(task, cachedStats))
+  return toAnswerBody(scoreUser({ ...task, ...unpackHistory(task.history) }, cachedStats))
 }
 
 /** piscina worker entry: a batch of users, so one pool task serves every miss of a moment. */

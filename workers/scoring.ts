@@ -1,7 +1,8 @@
-import type { GlobalStats, ItemRecommendation, RecommendationBody, ScoreTask } from './types.ts'
+import type { GlobalStats, ItemRecommendation, PurchaseEvent, RecommendationBody, ScoreTask, SearchEvent } from './types.ts'
 
-/** What scoring needs: the task minus the serialized stats, which the worker entry parses and caches. */
-export type ScoreInput = Omit<ScoreTask, 'statsBuffer' | 'statsVersion'>
+/** What scoring needs: the task with its history unpacked, minus the shared statistics, which
+ *  the worker entry parses and caches. */
+export type ScoreInput = Omit<ScoreTask, 'statsBuffer' | 'statsVersion' | 'history'> & { searches: SearchEvent[], purchases: PurchaseEvent[] }
 
 const DAY_MS = 86_400_000
 const TOP_CATEGORIES = 10

@@ -40,10 +40,20 @@ export interface GlobalStats {
   itemsByCategory: Record<string, PopularItem[]>
 }
 
+/** A user's events as typed arrays (see history-wire.ts): what crosses to the worker thread. */
+export interface PackedHistory {
+  /** the distinct category names of this user's events; the *Cat arrays index into it */
+  categories: string[]
+  searchCat: Uint32Array
+  searchAt: Float64Array
+  purchaseCat: Uint32Array
+  purchaseAt: Float64Array
+  purchaseItem: Float64Array
+}
+
 export interface ScoreTask {
   userId: number
-  searches: SearchEvent[]
-  purchases: PurchaseEvent[]
+  history: PackedHistory
   /** max items to return (1..100); the service always asks for MAX_LIMIT and cuts per request */
   limit: number
   /** epoch ms: the clock is passed in so results are reproducible */

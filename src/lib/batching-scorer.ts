@@ -31,7 +31,6 @@ export interface BatchingScorerOptions<T, R> {
  *  thread and the statistics it has parsed), and it keeps its slot until it really ends. */
 export class BatchingScorer<T, R> {
   private readonly queue: Array<Waiting<T, R>> = []
-  private head = 0
   private waiting = 0
   private inFlight = 0
   private scheduled = false
@@ -48,6 +47,7 @@ export class BatchingScorer<T, R> {
       }, this.opts.queueTimeoutMs)
       this.queue.push(w)
       this.waiting++
+      if (this.queue.length > 2 * this.waiting + 64) this.sweep()
       this.schedule()
     })
   }
@@ -67,15 +67,15 @@ export class BatchingScorer<T, R> {
 
   private dispatch (): void {
     while (this.inFlight < this.opts.maxInFlight && this.waiting > 0) {
+      // Newest first, as in BoundedGate: under a standing queue the oldest are about to time out.
       const batch: Array<Waiting<T, R>> = []
-      while (batch.length < this.opts.maxBatch && this.head < this.queue.length) {
-        const w = this.queue[this.head++] as Waiting<T, R>
+      while (batch.length < this.opts.maxBatch && this.queue.length > 0) {
+        const w = this.queue.pop() as Waiting<T, R>
         if (w.done) continue
         clearTimeout(w.timer)
         this.unqueue(w)
         batch.push(w)
       }
-      this.compact()
       if (batch.length === 0) return
       this.inFlight++
       const timer = setTimeout(() => { for (const w of batch) this.settle(w, undefined, unavailable('scoring')) }, this.opts.runTimeoutMs)
@@ -105,13 +105,9 @@ export class BatchingScorer<T, R> {
     this.waiting--
   }
 
-  private compact (): void {
-    if (this.head === this.queue.length) {
-      this.queue.length = 0
-      this.head = 0
-    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue.splice(0, this.head)
-      this.head = 0
-    }
+  private sweep (): void {
+    let j = 0
+    for (const w of this.queue) if (!w.done) this.queue[j++] = w
+    this.queue.length = j
   }
 }

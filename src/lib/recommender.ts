@@ -7,6 +7,7 @@ import type { BroadcastResult } from './invalidation-bus.ts'
 import type { BoundedGate } from './bounded-gate.ts'
 import type { StatsSnapshot } from '../plugins/stats.ts'
 import { errorAnswerBody, type AnswerBody } from '../../workers/answer-body.ts'
+import { packHistory } from '../../workers/history-wire.ts'
 import { errorBody, RecError, unavailable } from './errors.ts'
 import { ServerTiming } from './server-timing.ts'
 import { SingleFlight } from './single-flight.ts'
@@ -192,8 +193,7 @@ export class Recommender {
       if (!stats) throw unavailable('global statistics')
       const task: ScoreTask = {
         userId,
-        searches: history.searches,
-        purchases: history.purchases,
+        history: packHistory(history.searches, history.purchases),
         limit: MAX_LIMIT,
         now: this.now(),
         weights: this.deps.weights,

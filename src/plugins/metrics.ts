@@ -28,7 +28,7 @@ export default fp(async function metricsPlugin (app) {
     routeMetrics: { enabled: { histogram: true, summary: false }, registeredRoutesOnly: true, groupStatusCodes: false }
   })
   const registry = new client.Registry()
-  const eld = monitorEventLoopDelay({ resolution: 10 })
+  const eld = monitorEventLoopDelay({ resolution: 1 })
   eld.enable()
   const m: RecMetrics = {
     registry,

@@ -4,6 +4,7 @@ import type { Config } from '../config.ts'
 import type { ScoreTask } from '../../workers/types.ts'
 import type { AnswerBody } from '../../workers/answer-body.ts'
 import { BatchingScorer } from '../lib/batching-scorer.ts'
+import { packHistory } from '../../workers/history-wire.ts'
 
 function warmUpTask (): ScoreTask {
   const json = Buffer.from('{"categoryPopularity":[],"cooccurrence":{},"itemsByCategory":{}}')
@@ -11,8 +12,7 @@ function warmUpTask (): ScoreTask {
   new Uint8Array(statsBuffer).set(json)
   return {
     userId: 0,
-    searches: [],
-    purchases: [],
+    history: packHistory([], []),
     limit: 1,
     now: Date.now(),
     weights: { searchBase: 1, searchHalfLifeDays: 7, purchaseBase: 3, purchaseHalfLifeDays: 14 },
