@@ -62,7 +62,8 @@ try {
     MYSQL_URL: services.mysql.url,
     REDIS_URL: services.redis.url,
     REDIS_KEY_PREFIX: `bench${process.pid}:`,
-    LOG_LEVEL: 'warn',
+    // The default LOG_LEVEL (info), as users run it: no per-request lines since issue 7.
+    LOG_LEVEL: 'info',
     SCORER_THREADS: '1',
     NODE_ENV: 'production'
   }
