@@ -9,6 +9,7 @@
 // MYSQL_POOL_SIZE, HISTORY_DAYS and HISTORY_MAX_EVENTS default to the service's defaults (20, 90, 500).
 import Fastify from 'fastify'
 import mysql, { type RowDataPacket } from 'mysql2/promise'
+import { singleUserQuery } from '../src/lib/user-store.ts'
 
 const int = (name: string, def: number) => {
   const v = Number(process.env[name] ?? def)
@@ -20,18 +21,7 @@ const historyDays = int('HISTORY_DAYS', 90)
 const n = int('HISTORY_MAX_EVENTS', 500)
 if (!process.env.MYSQL_URL) throw new Error('MYSQL_URL is required')
 
-// The same statement as UserStore's singleUserQuery.
-const sql = `(SELECT 0 AS kind, id AS user_id, NULL AS item_id, NULL AS category, NULL AS at FROM users WHERE id = ?)
-    UNION ALL
-    (SELECT 1, s.user_id, NULL, c.name, s.searched_at
-       FROM searches s JOIN categories c ON c.id = s.category_id
-      WHERE s.user_id = ? AND s.searched_at >= ?
-      ORDER BY s.searched_at DESC LIMIT ${n})
-    UNION ALL
-    (SELECT 2, p.user_id, p.item_id, c.name, p.purchased_at
-       FROM purchases p JOIN categories c ON c.id = p.category_id
-      WHERE p.user_id = ? AND p.purchased_at >= ?
-      ORDER BY p.purchased_at DESC LIMIT ${n})`
+const sql = singleUserQuery(n)
 
 const pool = mysql.createPool({ uri: process.env.MYSQL_URL, connectionLimit: poolSize, timezone: 'Z', supportBigNumbers: true })
 const app = Fastify({ logger: false })

@@ -137,8 +137,8 @@ export class UserStore {
 }
 
 // Users, searches and purchases in one statement: `kind` says which. Each event part is the
-// newest N within the window.
-function singleUserQuery (n: number): string {
+// newest N within the window. Exported for bench/store-ceiling-server.ts, which runs the same one.
+export function singleUserQuery (n: number): string {
   return `(SELECT 0 AS kind, id AS user_id, NULL AS item_id, NULL AS category, NULL AS at FROM users WHERE id = ?)
     UNION ALL
     (SELECT 1, s.user_id, NULL, c.name, s.searched_at
