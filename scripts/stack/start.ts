@@ -164,7 +164,21 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     await settleAll(ports.map((_port, i) => waitReady(i)))
     log(`${replicas} replica(s) ready in ${secs(Date.now() - ta)}`)
 
-    if (withNginx) nginx = await startNginx(ctx, { nginxBin: nginxBin!, runDir, ports, frontPort, statusPort, rateLimit })
+    if (withNginx) {
+      // Ports picked at random (port 0, as the tests do) were free when probed, seconds ago; another
+      // process may have bound one since. Pick again and retry rather than fail the whole stack.
+      const auto = (options.port ?? DEFAULTS.port) === 0 && options.nginxStatusPort === undefined
+      for (let attempt = 1; ; attempt++) {
+        if (auto && attempt > 1) ({ frontPort, statusPort } = await nginxPorts(ports, 0, undefined))
+        try {
+          nginx = await startNginx(ctx, { nginxBin: nginxBin!, runDir, ports, frontPort, statusPort, rateLimit })
+          break
+        } catch (err) {
+          if (!auto || attempt >= 3 || !/Address already in use/.test(String((err as Error).message))) throw err
+          log(`nginx could not bind port ${frontPort} or ${statusPort} (taken meanwhile); trying other ports`)
+        }
+      }
+    }
     log(`stack up in ${secs(Date.now() - t0)}`)
 
     return {
