@@ -28,7 +28,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { freePort } from '../scripts/stack/ports.ts'
 import { availableParallelism, loadavg } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -135,16 +135,6 @@ const round = (x: number, d = 1) => Number.isFinite(x) ? Math.round(x * 10 ** d)
 const inc = (o: Record<string, number>, k: string, by = 1) => { o[k] = (o[k] ?? 0) + by }
 const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0)
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
-      const addr = srv.address()
-      srv.close(() => typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port')))
-    })
-  })
-}
 
 // ---------------------------------------------------------------- cleanup: whatever happens
 

@@ -2,41 +2,17 @@
 // processes: every request still gets a 200 through nginx, from every replica. Cached users get
 // their own answer, uncached users the FALLBACK, and nginx never marks a live replica down.
 import t, { type Test } from 'tap'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import { Agent, request } from 'undici'
-import { startStack, type Stack } from '../scripts/stack.ts'
-import { startServices, uniquePrefix } from './helpers/services.ts'
+import { startTestStack } from './helpers/stack.ts'
+import { startServices } from './helpers/services.ts'
 
 const ADMIN_TOKEN = 'fallback-e2e-admin-token-0123456789'
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 const services = await startServices({ ownMysql: true })
 t.teardown(() => services.stop())
-const stateDir = await mkdtemp(join(tmpdir(), 'recsvc-fallback-e2e-'))
-t.teardown(() => rm(stateDir, { recursive: true, force: true }))
-const env = Object.fromEntries(Object.entries(process.env).filter(([k]) =>
-  k !== 'NODE_OPTIONS' && !/^(TAP|_TAPJS)/.test(k) && !['REDIS_URL', 'MYSQL_URL', 'ADMIN_TOKEN', 'TRUST_PROXY', 'SHUTDOWN_DRAIN_DELAY_MS'].includes(k)))
-const lines: string[] = []
-const stack: Stack = await startStack({
-  stateDir,
-  env: { ...env, REDIS_KEY_PREFIX: uniquePrefix('fb'), MYSQL_POOL_SIZE: '5' },
-  replicas: 2,
-  apiBasePort: 0,
-  nginx: true,
-  port: 0,
-  rateLimit: false,
-  redisUrl: services.redis.url,
-  mysqlUrl: services.mysql.url,
-  users: 400,
-  adminToken: ADMIN_TOKEN,
-  fromSource: true,
-  logLevel: 'warn',
-  log: (line) => { lines.push(line) },
-  readyTimeoutMs: 45_000
-})
-t.teardown(() => stack.stop())
+const { stack, lines } = await startTestStack(services, { label: 'fallback-e2e', replicas: 2, users: 400, adminToken: ADMIN_TOKEN })
 t.afterEach(async (t) => {
   if (!t.passing()) console.error(`--- stack output (last 40 lines) ---\n${lines.slice(-40).join('\n')}`)
 })

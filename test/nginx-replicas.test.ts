@@ -3,12 +3,10 @@
 // the test's own: load balancing, cross-replica invalidation through the proxy, a replica killed
 // under load and a rolling restart under load, both with zero failed client requests.
 import t from 'tap'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import { Agent, request } from 'undici'
-import { startStack, type Stack } from '../scripts/stack.ts'
-import { startServices, uniquePrefix } from './helpers/services.ts'
+import { startTestStack } from './helpers/stack.ts'
+import { startServices } from './helpers/services.ts'
 
 const ADMIN_TOKEN = 'nginx-e2e-admin-token-0123456789'
 const USERS = 300
@@ -17,32 +15,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const t0 = Date.now()
 const services = await startServices()
 t.teardown(() => services.stop())
-const stateDir = await mkdtemp(join(tmpdir(), 'recsvc-nginx-e2e-'))
-t.teardown(() => rm(stateDir, { recursive: true, force: true }))
-
-const lines: string[] = []
-// The children must not inherit the test runner's loader hooks (NODE_OPTIONS) or TAP variables.
-const env = Object.fromEntries(Object.entries(process.env).filter(([k]) =>
-  k !== 'NODE_OPTIONS' && !/^(TAP|_TAPJS)/.test(k) && !['REDIS_URL', 'MYSQL_URL', 'ADMIN_TOKEN', 'TRUST_PROXY', 'SHUTDOWN_DRAIN_DELAY_MS'].includes(k)))
-const stack: Stack = await startStack({
-  stateDir,
-  env: { ...env, REDIS_KEY_PREFIX: uniquePrefix('ngx'), MYSQL_POOL_SIZE: '5' },
-  replicas: 3,
-  apiBasePort: 0,
-  nginx: true,
-  port: 0,
-  rateLimit: false, // one client address sending a load: the per-IP limits are the benchmark switch
-  redisUrl: services.redis.url,
-  mysqlUrl: services.mysql.url,
-  users: USERS,
-  adminToken: ADMIN_TOKEN,
-  // From src/ through tsx: no build into dist/, which other test files may be running from.
-  fromSource: true,
-  logLevel: 'warn',
-  log: (line) => { lines.push(line) },
-  readyTimeoutMs: 45_000
-})
-t.teardown(() => stack.stop())
+const { stack, lines } = await startTestStack(services, { label: 'nginx-e2e', replicas: 3, users: USERS, adminToken: ADMIN_TOKEN })
 t.comment(`stack (Redis, MySQL, seed ${USERS} users, 3 replicas, nginx) up in ${Date.now() - t0} ms`)
 const front = stack.frontUrl!
 const portOf = (url: string) => new URL(url).port
