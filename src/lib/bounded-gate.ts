@@ -27,9 +27,6 @@ export class BoundedGate {
     }
   }
 
-  get active (): number { return this.running }
-  get queued (): number { return this.waiting }
-
   private wait (): Promise<void> {
     if (this.waiting >= this.opts.maxQueue) return Promise.reject(overloaded(this.opts.name))
     return new Promise<void>((resolve, reject) => {
