@@ -41,10 +41,10 @@ async function timedHits (): Promise<{ ms: number[], tiers: string[] }> {
 t.test('under a miss overload cached users get HIT at hit speed and the overflow gets FALLBACK 200', async (t) => {
   for (const id of HOT) await app.inject(`/recommend/${id}`)
   // Half the hot users only in Redis: an L2 hit must not wait behind misses either.
-  app.recommendationCache.clearL1()
+  app.recommender.clearL1()
   for (const id of HOT.slice(0, 10)) await app.inject(`/recommend/${id}`)
   const idle = await timedHits()
-  app.recommendationCache.clearL1()
+  app.recommender.clearL1()
   for (const id of HOT.slice(0, 10)) await app.inject(`/recommend/${id}`)
 
   // Waves of 150 cold users at once, as concurrent connections would send them, while the

@@ -33,7 +33,7 @@ t.test('first read is a MISS, the second is served from the in-process LRU with 
 
 t.test('after the LRU is cleared the answer comes from Redis (HIT-L2), then from the LRU again', async (t) => {
   await app.inject('/recommend/8')
-  app.recommendationCache.clearL1()
+  app.recommender.clearL1()
   const fromRedis = await app.inject('/recommend/8')
   t.equal(fromRedis.headers['x-cache'], 'HIT-L2')
   t.match(fromRedis.headers['server-timing'], /l2;dur=/)
@@ -54,7 +54,7 @@ t.test('invalidation removes the user from both tiers: the next read is a MISS',
   const many = await app.inject({ method: 'POST', url: '/invalidate-cache', headers: adminHeaders, payload: { user_ids: [10, 11, 11] } })
   t.equal(many.statusCode, 200)
   t.same(many.json().invalidated, [10, 11])
-  app.recommendationCache.clearL1()
+  app.recommender.clearL1()
   t.equal((await app.inject('/recommend/10')).headers['x-cache'], 'MISS', 'gone from Redis too')
   t.equal((await app.inject('/recommend/11')).headers['x-cache'], 'MISS')
 })
@@ -74,7 +74,7 @@ t.test('one scoring per user serves every limit, from each tier', async (t) => {
     { ...three.json(), recommendations: { ...three.json().recommendations, items: [] } }, 'the rest of the answer is the same')
   const all = await app.inject('/recommend/12?limit=100')
   t.ok(all.json().recommendations.items.length >= ten.json().recommendations.items.length)
-  app.recommendationCache.clearL1()
+  app.recommender.clearL1()
   const fromRedis = await app.inject('/recommend/12?limit=7')
   t.equal(fromRedis.headers['x-cache'], 'HIT-L2')
   t.same(fromRedis.json().recommendations.items, all.json().recommendations.items.slice(0, 7))
@@ -107,7 +107,7 @@ t.test('an unknown user is a 404 with a JSON error, and the answer is cached', a
     t.equal(again.statusCode, 404)
   }
   t.equal(loads, 1, 'a flood of the same unknown id reaches MySQL once')
-  app.recommendationCache.clearL1()
+  app.recommender.clearL1()
   const fromRedis = await app.inject(`/recommend/${MISSING_USER}`)
   t.equal(fromRedis.statusCode, 404)
   t.equal(fromRedis.headers['x-cache'], 'HIT-L2')

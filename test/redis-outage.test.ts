@@ -43,11 +43,11 @@ t.test('when Redis comes back the app uses it again without a restart', async (t
   // Redis restarted empty: the first read fills it, and after the LRU is cleared it answers.
   const first = await app.inject('/recommend/37')
   t.equal(first.headers['x-cache'], 'MISS')
-  app.recommendationCache.clearL1()
+  app.recommender.clearL1()
   await waitFor('HIT-L2', async () => {
     const res = await app.inject('/recommend/37')
     if (res.headers['x-cache'] === 'HIT-L2') return true
-    app.recommendationCache.clearL1()
+    app.recommender.clearL1()
     return false
   }, 10_000)
   t.pass('HIT-L2 again')

@@ -112,6 +112,9 @@ export class Recommender {
     this.pruneInvalidations(t)
   }
 
+  /** Empties this replica's LRU (operators and tests: the next reads go to Redis). */
+  clearL1 (): void { this.deps.cache.clearL1() }
+
   private withinMissTimeout (p: Promise<Answer>): Promise<Answer> {
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<never>((_resolve, reject) => { timer = setTimeout(reject, this.deps.missTimeoutMs, timedOut) })
