@@ -2,7 +2,7 @@ import { scoreUser } from '../../workers/scoring.ts'
 import type { GlobalStats, ScoringWeights } from '../../workers/types.ts'
 import { toAnswerBody, type AnswerBody } from '../../workers/answer-body.ts'
 import { MAX_LIMIT } from './limits.ts'
-import type { CachedAnswer } from './recommendation-cache.ts'
+import type { CachedAnswer } from './cached-answer.ts'
 
 const USER_ID_PREFIX = '{"user_id":0'
 

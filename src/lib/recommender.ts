@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ScoreTask, ScoringWeights } from '../../workers/types.ts'
-import type { CachedAnswer, RecommendationCache } from './recommendation-cache.ts'
+import type { AnswerLifetimes, CachedAnswer } from './cached-answer.ts'
+import type { FillTicket, L1Cache } from './l1-cache.ts'
+import type { L2Cache } from './l2-cache.ts'
 import type { UserHistory, UserStore } from './user-store.ts'
 import type { BroadcastResult } from './invalidation-bus.ts'
 import type { BoundedGate } from './bounded-gate.ts'
@@ -17,7 +19,9 @@ export type Tier = 'HIT-L1' | 'HIT-L2' | 'MISS' | 'STALE' | 'FALLBACK'
 export interface Answer extends CachedAnswer { tier: Tier }
 
 export interface RecommenderDeps {
-  cache: RecommendationCache
+  l1: L1Cache
+  l2: L2Cache
+  lifetimes: AnswerLifetimes
   store: UserStore
   /** scores in a worker thread and returns the serialized answer */
   score: (task: ScoreTask) => Promise<AnswerBody>
@@ -42,15 +46,12 @@ export interface RecommenderDeps {
 export interface InvalidationResult { invalidated: number[], replicas: BroadcastResult }
 
 const LEASE_POLL_MS = 20
-/** Longer than any fill can take (every step has a timeout well below this). */
-const INVALIDATION_MEMORY_MS = 30_000
-const MAX_REMEMBERED_INVALIDATIONS = 1_000_000
 
 const timedOut = unavailable('personalised answer')
 
-/** Answers "what should user N see" through L1, L2, then MySQL + scoring, and keeps the tiers
- *  correct: concurrent misses share one fill, a fill that started before an invalidation never
- *  writes its result into either tier, cold keys are computed by one replica (a Redis lease), past
+/** Answers "what should user N see" by orchestrating the tiers: L1 (l1-cache.ts decides what it
+ *  may serve), then Redis (l2-cache.ts keeps it generation-checked), then MySQL + scoring.
+ *  Concurrent misses share one fill, cold keys are computed by one replica (a Redis lease), past
  *  fresh an answer is served STALE while one refresh runs, and when MySQL fails an answer within
  *  its grace period is served STALE instead of an error. A user is scored once for every limit.
  *  A request never waits longer than `missTimeoutMs` for a miss: past it, or when the miss gate
@@ -58,18 +59,15 @@ const timedOut = unavailable('personalised answer')
 export class Recommender {
   private readonly flight = new SingleFlight<number, Answer>()
   private readonly refreshes = new SingleFlight<number, Answer>()
-  /** user id → when this process last dropped them (performance.now()) */
-  private readonly invalidatedAt = new Map<number, number>()
-  /** fills that started before this (performance.now()) write nothing to L1 */
-  private l1WriteFloor = 0
   private readonly now: () => number
 
   constructor (private readonly deps: RecommenderDeps) {
     this.now = deps.now ?? Date.now
   }
 
+  /** The one tier-decision path: single reads and every id of a batch go through it. */
   async get (userId: number, timing?: ServerTiming): Promise<Answer> {
-    const hit = this.deps.cache.getL1(userId)
+    const hit = this.deps.l1.get(userId)
     if (hit) return { ...hit, tier: 'HIT-L1' }
     const { promise, shared } = this.flight.do(userId, () => this.fill(userId, timing))
     const start = performance.now()
@@ -82,38 +80,32 @@ export class Recommender {
     }
   }
 
-  /** Batch read: every id goes through the same path as a single read (L1, single flight, lease,
-   *  fallback); Redis commands of one batch share a pipeline and its MySQL loads one query. */
+  /** Batch read: every id goes through `get` (L1, single flight, lease, fallback); Redis commands
+   *  of one batch share a pipeline and its MySQL loads one query. */
   async getMany (userIds: number[]): Promise<Map<number, Answer | Error>> {
     const answers = await Promise.all(userIds.map((id) => this.get(id).catch((err: Error) => err)))
     return new Map(userIds.map((id, i) => [id, answers[i] as Answer | Error]))
   }
 
-  /** Drops the users here, then in Redis (generation bump), then on every replica, and reports how
-   *  many replicas acknowledged. */
+  /** Drops the users here, then in Redis (a new generation), then on every other replica, and
+   *  reports how many replicas acknowledged (this one included). */
   async invalidate (userIds: number[]): Promise<InvalidationResult> {
     this.dropLocal(userIds)
-    await this.deps.cache.invalidateL2(userIds)
+    await this.deps.l2.invalidate(userIds)
     const replicas = await this.deps.broadcast(userIds)
     return { invalidated: userIds, replicas }
   }
 
-  /** Called for every invalidation this replica hears of (its own included). Synchronous, so that
-   *  once it returns no later read can see the old entries. */
-  dropLocal (userIds: number[]): void {
-    const t = performance.now()
-    for (const id of userIds) {
-      this.invalidatedAt.delete(id)
-      this.invalidatedAt.set(id, t)
-      // Requests arriving from now on must not join a fill that started before the invalidation.
-      this.flight.forget(id)
-    }
-    this.deps.cache.invalidateL1(userIds)
-    this.pruneInvalidations(t)
+  /** Called for every invalidation this replica hears of. Synchronous, so that once it returns no
+   *  later read can see the old entries. */
+  dropLocal (userIds: readonly number[]): void {
+    // Requests arriving from now on must not join a fill that started before the invalidation.
+    for (const id of userIds) this.flight.forget(id)
+    this.deps.l1.drop(userIds)
   }
 
   /** Empties this replica's LRU (operators and tests: the next reads go to Redis). */
-  clearL1 (): void { this.deps.cache.clearL1() }
+  clearL1 (): void { this.deps.l1.clear() }
 
   private withinMissTimeout (p: Promise<Answer>): Promise<Answer> {
     let timer: NodeJS.Timeout | undefined
@@ -125,7 +117,7 @@ export class Recommender {
    *  dependency: the stale answer if one is left, else the fallback. Anything else stays an error. */
   private degrade (userId: number, err: unknown): Answer {
     if (!(err instanceof RecError) || err.statusCode !== 503) throw err
-    const stale = this.deps.cache.getL1Fallback(userId)
+    const stale = this.deps.l1.getStale(userId)
     if (stale) return { ...stale, tier: 'STALE' }
     const fallback = this.deps.fallback(userId)
     if (fallback) return { ...fallback, tier: 'FALLBACK' }
@@ -133,36 +125,37 @@ export class Recommender {
   }
 
   private async fill (userId: number, timing?: ServerTiming): Promise<Answer> {
-    const startedAt = performance.now()
+    // Before anything is read: what the fill writes back is judged against this moment and epoch.
+    const ticket = this.deps.l1.beginFill()
     const token = randomUUID()
-    const fallback = this.deps.cache.getL1Fallback(userId)
-    const found = await measure(timing, 'l2', () => this.deps.cache.lookup(userId, token))
+    const stale = this.deps.l1.getStale(userId)
+    const found = await measure(timing, 'l2', () => this.deps.l2.lookup(userId, token))
     const now = this.now()
     if (found.value && now < found.value.freshUntil) {
-      this.writeL1(userId, found.value, startedAt)
+      this.deps.l1.write(userId, found.value, ticket)
       return { ...found.value, tier: 'HIT-L2' }
     }
     if (found.value) {
       // Past fresh, within grace: answer now, refresh once in the background (here if we hold the
       // lease, otherwise another replica is already doing it).
-      if (found.lease) this.refreshInBackground(userId, found.generation ?? '0', found.lease, startedAt)
+      if (found.lease && found.generation !== undefined) this.refreshInBackground(userId, found.generation, found.lease, ticket)
       return { ...found.value, tier: 'STALE' }
     }
     if (!found.failed && !found.lease) {
       const landed = await measure(timing, 'lease', () => this.waitForOtherReplica(userId))
       if (landed) {
-        this.writeL1(userId, landed, startedAt)
+        this.deps.l1.write(userId, landed, ticket)
         return { ...landed, tier: 'HIT-L2' }
       }
     }
     try {
       return await this.deps.missGate.run(async () => {
         const history = await measure(timing, 'db', () => this.deps.store.loadUser(userId))
-        return await this.compute(userId, history, found.generation, found.lease ?? '', startedAt, timing)
+        return await this.compute(userId, history, found.generation, found.lease ?? '', ticket, timing)
       })
     } catch (err) {
-      if (found.lease) this.deps.cache.releaseLease(userId, found.lease)
-      if (fallback) return { ...fallback, tier: 'STALE' }
+      if (found.lease) this.deps.l2.releaseLease(userId, found.lease)
+      if (stale) return { ...stale, tier: 'STALE' }
       throw err
     }
   }
@@ -171,26 +164,26 @@ export class Recommender {
     const deadline = performance.now() + this.deps.leaseWaitMs
     while (performance.now() < deadline) {
       await sleep(LEASE_POLL_MS)
-      const v = await this.deps.cache.peek(userId)
+      const v = await this.deps.l2.peek(userId)
       if (v && this.now() < v.freshUntil) return v
     }
     return undefined
   }
 
-  private refreshInBackground (userId: number, generation: string, lease: string, startedAt: number): void {
+  private refreshInBackground (userId: number, generation: string, lease: string, ticket: FillTicket): void {
     this.refreshes.do(userId, () => this.deps.missGate.run(async () => {
       const history = await this.deps.store.loadUser(userId)
-      return await this.compute(userId, history, generation, lease, startedAt)
+      return await this.compute(userId, history, generation, lease, ticket)
     })).promise.catch((err: unknown) => this.deps.onBackgroundError?.(err))
   }
 
   /** Scores (or records the 404) and writes the answer to both tiers, each write conditional on
    *  no invalidation having happened since the fill started. */
   private async compute (userId: number, history: UserHistory | undefined, generation: string | undefined,
-    lease: string, startedAt: number, timing?: ServerTiming): Promise<Answer> {
+    lease: string, ticket: FillTicket, timing?: ServerTiming): Promise<Answer> {
     let answer: CachedAnswer
     if (!history) {
-      answer = this.deps.cache.stamp(404, errorAnswerBody(JSON.stringify(errorBody(404, 'REC_ERR_USER_NOT_FOUND', `user ${userId} not found`))))
+      answer = this.deps.lifetimes.stamp(404, errorAnswerBody(JSON.stringify(errorBody(404, 'REC_ERR_USER_NOT_FOUND', `user ${userId} not found`))))
     } else {
       const stats = this.deps.stats()
       if (!stats) throw unavailable('global statistics')
@@ -206,40 +199,17 @@ export class Recommender {
       }
       this.deps.onScore?.()
       const body = await measure(timing, 'score', () => this.deps.score(task))
-      answer = this.deps.cache.stamp(200, body)
+      answer = this.deps.lifetimes.stamp(200, body)
     }
-    // The LRU write is guarded by this replica's own record of invalidations (every acknowledged
-    // invalidation has reached it, see writeL1), so it needs no Redis round trip and the answer
-    // goes out without waiting for the Redis write. That write is checked against the user's
-    // generation; without one (Redis was failing when the fill started) it is skipped.
-    this.writeL1(userId, answer, startedAt)
+    // The LRU write is guarded by this replica's own record of invalidations (see l1-cache.ts), so
+    // it needs no Redis round trip and the answer goes out without waiting for the Redis write.
+    // That write is checked against the user's generation; without one (Redis was failing when
+    // the fill started) it is skipped.
+    this.deps.l1.write(userId, answer, ticket)
     if (generation !== undefined) {
-      this.deps.cache.setL2(userId, answer, generation, lease).catch((err: unknown) => this.deps.onBackgroundError?.(err))
+      this.deps.l2.write(userId, answer, generation, lease).catch((err: unknown) => this.deps.onBackgroundError?.(err))
     }
     return { ...answer, tier: 'MISS' }
-  }
-
-  /** An invalidation is acknowledged only once every listening replica has run dropLocal, so a
-   *  fill that started before it either wrote before (and dropLocal removed the entry) or finds it
-   *  here and writes nothing. A replica that is not listening distrusts its LRU (epochs). */
-  private writeL1 (userId: number, answer: CachedAnswer, startedAt: number): void {
-    const dropped = this.invalidatedAt.get(userId)
-    if ((dropped !== undefined && dropped >= startedAt) || startedAt <= this.l1WriteFloor) return
-    this.deps.cache.setL1(userId, answer)
-  }
-
-  private pruneInvalidations (t: number): void {
-    // Map iteration is insertion order and dropLocal re-inserts, so the oldest come first.
-    for (const [id, at] of this.invalidatedAt) {
-      if (t - at < INVALIDATION_MEMORY_MS) break
-      this.invalidatedAt.delete(id)
-    }
-    if (this.invalidatedAt.size > MAX_REMEMBERED_INVALIDATIONS) {
-      // An invalidation storm: forget the per-user times but keep the guarantee by refusing every
-      // L1 write from fills that started before now.
-      this.invalidatedAt.clear()
-      this.l1WriteFloor = t
-    }
   }
 }
 

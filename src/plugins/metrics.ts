@@ -19,8 +19,9 @@ declare module 'fastify' {
 }
 
 /** Prometheus metrics: fastify-metrics for process and per-route figures, plus this service's own
- *  (answers per cache tier, scorings, Redis errors, pool and queue sizes, event-loop delay) in a
- *  registry per app instance, so several instances in one process (tests) do not collide. */
+ *  in a registry per app instance, so several instances in one process (tests) do not collide.
+ *  Other plugins register their own series on `recMetrics.registry` (the scorer its pool, the
+ *  recommender its LRU); this one holds the counters the routes share and the event-loop delay. */
 export default fp(async function metricsPlugin (app) {
   await app.register(fastifyMetrics, {
     endpoint: null,
@@ -36,24 +37,6 @@ export default fp(async function metricsPlugin (app) {
     redisErrors: new client.Counter({ name: 'recsvc_redis_errors_total', help: 'Redis cache operations that failed', labelNames: ['op'], registers: [registry] }),
     scorings: new client.Counter({ name: 'recsvc_scorings_total', help: 'users scored in the worker pool', registers: [registry] })
   }
-  new client.Gauge({
-    name: 'recsvc_scorer_threads', help: 'scoring pool threads by state', labelNames: ['state'], registers: [registry],
-    collect () {
-      const s = app.scorer?.stats()
-      if (!s) return
-      this.set({ state: 'size' }, s.size)
-      this.set({ state: 'in_use' }, s.in_use)
-      this.set({ state: 'queued' }, s.queued)
-    }
-  })
-  new client.Gauge({
-    name: 'recsvc_l1_entries', help: 'entries in the in-process LRU', registers: [registry],
-    collect () { if (app.recommendationCache) this.set(app.recommendationCache.l1Stats.entries) }
-  })
-  new client.Gauge({
-    name: 'recsvc_l1_bytes', help: 'bytes held by the in-process LRU', registers: [registry],
-    collect () { if (app.recommendationCache) this.set(app.recommendationCache.l1Stats.bytes) }
-  })
   new client.Gauge({
     name: 'recsvc_event_loop_delay_p99_seconds', help: 'event-loop delay p99 since the last scrape', registers: [registry],
     collect () { this.set(eld.percentile(99) / 1e9); eld.reset() }

@@ -4,15 +4,22 @@ import { BoundedGate } from '../lib/bounded-gate.ts'
 import { CircuitBreaker } from '../lib/circuit-breaker.ts'
 import { FallbackAnswers } from '../lib/fallback-answer.ts'
 import { InvalidationBus } from '../lib/invalidation-bus.ts'
-import { RecommendationCache } from '../lib/recommendation-cache.ts'
+import { AnswerLifetimes } from '../lib/cached-answer.ts'
+import { L1Cache } from '../lib/l1-cache.ts'
+import { L2Cache } from '../lib/l2-cache.ts'
+import { Gauge } from 'prom-client'
 import { Recommender } from '../lib/recommender.ts'
 import { UserStore } from '../lib/user-store.ts'
 import { RecError } from '../lib/errors.ts'
 
+/** How long each replica remembers an invalidation: a fill older than this writes nothing to its
+ *  LRU (l1-cache.ts), so fills (every step of which has a timeout far below this) cannot outlive it. */
+const INVALIDATION_MEMORY_MS = 30_000
+const MAX_REMEMBERED_INVALIDATIONS = 1_000_000
+
 declare module 'fastify' {
   interface FastifyInstance {
     recommender: Recommender
-    recommendationCache: RecommendationCache
     userStore: UserStore
     invalidationBus: InvalidationBus
     breakers: { redis: CircuitBreaker, mysql: CircuitBreaker }
@@ -29,19 +36,23 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     redis: new CircuitBreaker({ name: 'redis', failureThreshold: c.BREAKER_FAILURES, cooldownMs: c.BREAKER_COOLDOWN_MS, onStateChange }),
     mysql: new CircuitBreaker({ name: 'database', failureThreshold: c.BREAKER_FAILURES, cooldownMs: c.BREAKER_COOLDOWN_MS, onStateChange })
   }
-  const cache = new RecommendationCache({
+  const lifetimes = new AnswerLifetimes({ l2TtlS: c.L2_TTL_S, graceS: c.CACHE_GRACE_S, notFoundTtlMs: c.NOT_FOUND_TTL_MS, ttlJitter: c.CACHE_TTL_JITTER })
+  const l1 = new L1Cache({
+    maxEntries: c.L1_MAX_ENTRIES,
+    maxBytes: c.L1_MAX_BYTES,
+    ttlMs: c.L1_TTL_MS,
+    graceS: c.CACHE_GRACE_S,
+    invalidationMemoryMs: INVALIDATION_MEMORY_MS,
+    maxRememberedInvalidations: MAX_REMEMBERED_INVALIDATIONS,
+    jitter: (ms) => lifetimes.jitter(ms)
+  })
+  const l2 = new L2Cache({
     redis: app.redis,
     breaker: breakers.redis,
     keyPrefix: c.REDIS_KEY_PREFIX,
     modelVersion: version,
-    l1MaxEntries: c.L1_MAX_ENTRIES,
-    l1MaxBytes: c.L1_MAX_BYTES,
-    l1TtlMs: c.L1_TTL_MS,
-    l2TtlS: c.L2_TTL_S,
-    graceS: c.CACHE_GRACE_S,
-    notFoundTtlMs: c.NOT_FOUND_TTL_MS,
-    ttlJitter: c.CACHE_TTL_JITTER,
     leaseMs: c.LEASE_MS,
+    generationTtlMs: Math.max(86_400_000, 2 * (c.L2_TTL_S + c.CACHE_GRACE_S) * 1000),
     onRedisError: (err, op) => {
       app.recMetrics.redisErrors.inc({ op })
       app.log.debug({ err, op }, 'redis cache operation failed; treated as a miss')
@@ -55,20 +66,6 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     maxBatch: c.BATCH_MAX_IDS
   })
 
-  // Subscriber mode needs a connection of its own; its name lets operators (and tests) find it.
-  const subscriber = app.redis.duplicate({ connectionName: `recsvc-sub:${c.REPLICA_ID}`, enableOfflineQueue: true, autoResubscribe: false })
-  let recommender: Recommender | undefined
-  const bus = new InvalidationBus({
-    redis: app.redis,
-    subscriber,
-    keyPrefix: c.REDIS_KEY_PREFIX,
-    replicaId: c.REPLICA_ID,
-    ackTimeoutMs: c.INVALIDATION_ACK_TIMEOUT_MS,
-    onInvalidate: (ids) => recommender?.dropLocal(ids),
-    onSubscriptionChange: (up) => { if (up) cache.trustL1(); else cache.distrustL1() },
-    log: app.log
-  })
-
   const weights = {
     searchBase: c.SEARCH_BASE,
     searchHalfLifeDays: c.SEARCH_HALF_LIFE_DAYS,
@@ -76,8 +73,10 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     purchaseHalfLifeDays: c.PURCHASE_HALF_LIFE_DAYS
   }
   const fallbacks = new FallbackAnswers({ weights, modelVersion: version, maxAgeS: c.FALLBACK_MAX_AGE_S })
-  recommender = new Recommender({
-    cache,
+  const recommender = new Recommender({
+    l1,
+    l2,
+    lifetimes,
     store,
     score: (task) => app.scorer.run(task),
     stats: () => app.globalStats.current(),
@@ -95,10 +94,31 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
       app.log[busy ? 'debug' : 'warn']({ err }, 'background refresh failed; the stale answer stays until grace ends')
     }
   })
+  // Subscriber mode needs a connection of its own; its name lets operators (and tests) find it.
+  const subscriber = app.redis.duplicate({ connectionName: `recsvc-sub:${c.REPLICA_ID}`, enableOfflineQueue: true, autoResubscribe: false })
+  const bus = new InvalidationBus({
+    redis: app.redis,
+    subscriber,
+    keyPrefix: c.REDIS_KEY_PREFIX,
+    replicaId: c.REPLICA_ID,
+    ackTimeoutMs: c.INVALIDATION_ACK_TIMEOUT_MS,
+    onInvalidate: (ids) => recommender.dropLocal(ids),
+    onSubscriptionChange: (up) => { if (up) l1.trust(); else l1.distrust() },
+    log: app.log
+  })
+
   await bus.start()
 
+  new Gauge({
+    name: 'recsvc_l1_entries', help: 'entries in the in-process LRU', registers: [app.recMetrics.registry],
+    collect () { this.set(l1.stats.entries) }
+  })
+  new Gauge({
+    name: 'recsvc_l1_bytes', help: 'bytes held by the in-process LRU', registers: [app.recMetrics.registry],
+    collect () { this.set(l1.stats.bytes) }
+  })
+
   app.decorate('breakers', breakers)
-  app.decorate('recommendationCache', cache)
   app.decorate('userStore', store)
   app.decorate('invalidationBus', bus)
   app.decorate('recommender', recommender)

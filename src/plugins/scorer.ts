@@ -4,6 +4,7 @@ import type { Config } from '../config.ts'
 import type { ScoreTask } from '../../workers/types.ts'
 import type { AnswerBody } from '../../workers/answer-body.ts'
 import { BatchingScorer } from '../lib/batching-scorer.ts'
+import { Gauge } from 'prom-client'
 import { packHistory } from '../../workers/history-wire.ts'
 
 function warmUpTask (): ScoreTask {
@@ -71,5 +72,14 @@ export default fp(async function scorerPlugin (app, opts: { config: Config }) {
   // requests do not pay for thread start-up (and a broken worker file fails the boot, not a request).
   await Promise.all(Array.from({ length: c.SCORER_THREADS }, () => pool.run([warmUpTask()])))
   app.decorate('scorer', scorer)
+  new Gauge({
+    name: 'recsvc_scorer_threads', help: 'scoring pool threads by state', labelNames: ['state'], registers: [app.recMetrics.registry],
+    collect () {
+      const s = scorer.stats()
+      this.set({ state: 'size' }, s.size)
+      this.set({ state: 'in_use' }, s.in_use)
+      this.set({ state: 'queued' }, s.queued)
+    }
+  })
   app.addHook('onClose', async () => { await pool.close() })
-}, { name: 'scorer' })
+}, { name: 'scorer', dependencies: ['rec-metrics'] })
