@@ -1,6 +1,6 @@
 import t from 'tap'
 import { startServices, uniquePrefix } from './helpers/services.ts'
-import { buildTestApp } from './helpers/app.ts'
+import { buildTestApp, scoringsOf } from './helpers/app.ts'
 import { loadFixture } from './helpers/fixture.ts'
 
 const services = await startServices()
@@ -13,7 +13,7 @@ t.teardown(() => app.close())
 let sqlLoads = 0
 const load = app.userStore.loadUsers.bind(app.userStore)
 app.userStore.loadUsers = async (...args) => { sqlLoads++; return await load(...args) }
-const scorings = async () => (await app.recMetrics.scorings.get()).values[0]?.value ?? 0
+const scorings = () => scoringsOf([app])
 
 t.test('200 concurrent requests for one cold user cause one SQL load and one scoring', async (t) => {
   const before = await scorings()

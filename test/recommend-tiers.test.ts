@@ -1,6 +1,6 @@
 import t from 'tap'
 import { startServices, uniquePrefix } from './helpers/services.ts'
-import { buildTestApp, adminHeaders } from './helpers/app.ts'
+import { buildTestApp, adminHeaders, scoringsOf } from './helpers/app.ts'
 import { loadFixture, COLD_USER, MISSING_USER } from './helpers/fixture.ts'
 
 const services = await startServices()
@@ -60,7 +60,7 @@ t.test('invalidation removes the user from both tiers: the next read is a MISS',
 })
 
 t.test('one scoring per user serves every limit, from each tier', async (t) => {
-  const scorings = async () => (await app.recMetrics.scorings.get()).values[0]?.value ?? 0
+  const scorings = () => scoringsOf([app])
   const before = await scorings()
   const three = await app.inject('/recommend/12?limit=3')
   t.equal(three.statusCode, 200)

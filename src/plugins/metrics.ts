@@ -10,8 +10,6 @@ const fastifyMetrics = fastifyMetricsModule.default
 export interface RecMetrics {
   registry: client.Registry
   cacheAnswers: client.Counter<'tier'>
-  redisErrors: client.Counter<'op'>
-  scorings: client.Counter
 }
 
 declare module 'fastify' {
@@ -33,9 +31,7 @@ export default fp(async function metricsPlugin (app) {
   eld.enable()
   const m: RecMetrics = {
     registry,
-    cacheAnswers: new client.Counter({ name: 'recsvc_answers_total', help: 'recommendation answers by cache tier', labelNames: ['tier'], registers: [registry] }),
-    redisErrors: new client.Counter({ name: 'recsvc_redis_errors_total', help: 'Redis cache operations that failed', labelNames: ['op'], registers: [registry] }),
-    scorings: new client.Counter({ name: 'recsvc_scorings_total', help: 'users scored in the worker pool', registers: [registry] })
+    cacheAnswers: new client.Counter({ name: 'recsvc_answers_total', help: 'recommendation answers by cache tier', labelNames: ['tier'], registers: [registry] })
   }
   new client.Gauge({
     name: 'recsvc_event_loop_delay_p99_seconds', help: 'event-loop delay p99 since the last scrape', registers: [registry],

@@ -7,7 +7,7 @@ import { InvalidationBus } from '../lib/invalidation-bus.ts'
 import { AnswerLifetimes } from '../lib/cached-answer.ts'
 import { L1Cache } from '../lib/l1-cache.ts'
 import { L2Cache } from '../lib/l2-cache.ts'
-import { Gauge } from 'prom-client'
+import { Counter, Gauge } from 'prom-client'
 import { Recommender } from '../lib/recommender.ts'
 import { UserStore } from '../lib/user-store.ts'
 import { RecError } from '../lib/errors.ts'
@@ -36,6 +36,9 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     redis: new CircuitBreaker({ name: 'redis', failureThreshold: c.BREAKER_FAILURES, cooldownMs: c.BREAKER_COOLDOWN_MS, onStateChange }),
     mysql: new CircuitBreaker({ name: 'database', failureThreshold: c.BREAKER_FAILURES, cooldownMs: c.BREAKER_COOLDOWN_MS, onStateChange })
   }
+  const registers = [app.recMetrics.registry]
+  const redisErrors = new Counter({ name: 'recsvc_redis_errors_total', help: 'Redis cache operations that failed', labelNames: ['op'], registers })
+  const scorings = new Counter({ name: 'recsvc_scorings_total', help: 'users scored in the worker pool', registers })
   const lifetimes = new AnswerLifetimes({ l2TtlS: c.L2_TTL_S, graceS: c.CACHE_GRACE_S, notFoundTtlMs: c.NOT_FOUND_TTL_MS, ttlJitter: c.CACHE_TTL_JITTER })
   const l1 = new L1Cache({
     maxEntries: c.L1_MAX_ENTRIES,
@@ -54,7 +57,7 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     leaseMs: c.LEASE_MS,
     generationTtlMs: Math.max(86_400_000, 2 * (c.L2_TTL_S + c.CACHE_GRACE_S) * 1000),
     onRedisError: (err, op) => {
-      app.recMetrics.redisErrors.inc({ op })
+      redisErrors.inc({ op })
       app.log.debug({ err, op }, 'redis cache operation failed; treated as a miss')
     }
   })
@@ -87,7 +90,7 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     weights,
     modelVersion: version,
     leaseWaitMs: c.LEASE_WAIT_MS,
-    onScore: () => app.recMetrics.scorings.inc(),
+    onScore: () => scorings.inc(),
     onBackgroundError: (err) => {
       // Under overload a refresh may not get a slot; the stale answer simply stays a little longer.
       const busy = err instanceof RecError && err.code === 'REC_ERR_OVERLOADED'
@@ -110,11 +113,11 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
   await bus.start()
 
   new Gauge({
-    name: 'recsvc_l1_entries', help: 'entries in the in-process LRU', registers: [app.recMetrics.registry],
+    name: 'recsvc_l1_entries', help: 'entries in the in-process LRU', registers,
     collect () { this.set(l1.stats.entries) }
   })
   new Gauge({
-    name: 'recsvc_l1_bytes', help: 'bytes held by the in-process LRU', registers: [app.recMetrics.registry],
+    name: 'recsvc_l1_bytes', help: 'bytes held by the in-process LRU', registers,
     collect () { this.set(l1.stats.bytes) }
   })
 

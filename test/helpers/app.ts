@@ -33,9 +33,10 @@ export async function buildReplicas (n: number, urls: { redisUrl: string, mysqlU
   return apps
 }
 
+/** Users scored so far on these replicas, from each one's recsvc_scorings_total. */
 export async function scoringsOf (apps: FastifyInstance[]): Promise<number> {
   let total = 0
-  for (const app of apps) total += (await app.recMetrics.scorings.get()).values[0]?.value ?? 0
+  for (const app of apps) total += (await app.recMetrics.registry.getSingleMetric('recsvc_scorings_total')?.get())?.values[0]?.value ?? 0
   return total
 }
 
