@@ -4,6 +4,8 @@ import rateLimit from '@fastify/rate-limit'
 import type { Config } from './config.ts'
 import { RecError, errorBody } from './lib/errors.ts'
 import { RequestLogging } from './lib/request-logging.ts'
+import { VALIDATION_CODE } from './lib/user-id.ts'
+import { INPUT_KIND, inputErrorMessage } from './schemas/common.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import mysqlPlugin from './plugins/mysql.ts'
 import redisPlugin from './plugins/redis.ts'
@@ -33,8 +35,10 @@ export async function buildApp (config: Config, fastifyOpts: FastifyServerOption
     trustProxy: trustProxyOption(config.TRUST_PROXY),
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
-    // Fastify's own Ajv setup, but without turning "1.5" into 1 or "" into 0 behind our back.
-    ajv: { customOptions: { coerceTypes: true, removeAdditional: false } },
+    // No type coercion: "0x10", "1e3" or true would become users 16, 1000 and 1. Ids and limits are
+    // strings or numbers checked by the shared schemas (schemas/common.ts); `verbose` lets the error
+    // handler name the bad value with the one message of lib/user-id.ts.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, verbose: true, keywords: [INPUT_KIND] } },
     ...fastifyOpts
   }).withTypeProvider<TypeBoxTypeProvider>()
 
@@ -47,9 +51,11 @@ export async function buildApp (config: Config, fastifyOpts: FastifyServerOption
       if (err.statusCode >= 500) req.log.warn({ err }, 'request failed: dependency unavailable or overloaded')
       return reply.code(err.statusCode).send(errorBody(err.statusCode, err.code, err.message, err.statusCode >= 500 ? req.id : undefined))
     }
-    const e = err as { validation?: unknown, statusCode?: number, code?: string, message: string }
+    const e = err as { validation?: unknown, validationContext?: string, statusCode?: number, code?: string, message: string }
     if (e.validation) {
-      return reply.code(400).send(errorBody(400, 'REC_ERR_VALIDATION', e.message))
+      const part = { params: req.params, querystring: req.query, body: req.body }[String(e.validationContext)]
+      const message = Array.isArray(e.validation) ? inputErrorMessage(e.validation, part) : undefined
+      return reply.code(400).send(errorBody(400, VALIDATION_CODE, message ?? e.message))
     }
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
       return reply.code(e.statusCode).send(errorBody(e.statusCode, e.code ?? 'REC_ERR_BAD_REQUEST', e.message))

@@ -2,7 +2,8 @@ import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql
 import { Type, type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { RecError, unavailable } from './errors.ts'
-import { MAX_USER_ID } from './user-id.ts'
+import { MAX_USER_ID, invalidUserIdsMessage } from './user-id.ts'
+import { UserIdInteger } from '../schemas/common.ts'
 import { withTimeout } from './timeout.ts'
 
 export const MAX_EVENTS_PER_BATCH = 1000
@@ -10,7 +11,8 @@ export const MAX_FUTURE_SKEW_MS = 5 * 60_000
 export const MAX_EVENT_AGE_MS = 365 * 86_400_000
 const MAX_ITEM_ID = 4_294_967_295 // items.id is INT UNSIGNED
 
-const UserId = Type.Integer({ minimum: 1, maximum: MAX_USER_ID })
+// The shared id schema, in its JSON-number form: the same range as every other route.
+const UserId = UserIdInteger
 const CategoryName = Type.String({ minLength: 1, maxLength: 64 })
 // RFC 3339 date-time: a date, a time and a zone (Z or ±hh:mm); a local time without zone is ambiguous.
 const At = Type.String({ format: 'date-time', maxLength: 64 })
@@ -132,7 +134,7 @@ export class EventWriter {
       if (type === undefined) return fail(index, 'missing field type ("search" or "purchase")')
       if (type !== 'search' && type !== 'purchase') return fail(index, `type must be "search" or "purchase", got ${preview(type)}`)
       const validator = type === 'search' ? checkSearch : checkPurchase
-      if (!validator.Check(entry)) return fail(index, describeErrors(validator.Errors(entry)))
+      if (!validator.Check(entry)) return fail(index, describeErrors(validator.Errors(entry), entry))
 
       const ev = entry as EventInput
       let at: Date
@@ -244,7 +246,7 @@ function mapDbError (err: unknown): unknown {
   return err
 }
 
-function describeErrors (errors: Array<{ keyword: string, instancePath: string, message: string, params: unknown }>): string {
+function describeErrors (errors: Array<{ keyword: string, instancePath: string, message: string, params: unknown }>, entry: object): string {
   const out: string[] = []
   for (const e of errors) {
     const params = e.params as { requiredProperties?: string[], additionalProperties?: string[] }
@@ -256,6 +258,9 @@ function describeErrors (errors: Array<{ keyword: string, instancePath: string, 
     } else if (e.keyword === 'additionalProperties' && params.additionalProperties) {
       const names = params.additionalProperties
       out.push(`unknown field${names.length > 1 ? 's' : ''} ${names.join(', ')}`)
+    } else if (field === 'user_id') {
+      // Named with the message every route gives for a bad id.
+      out.push(`user_id ${e.message}: ${invalidUserIdsMessage([(entry as { user_id?: unknown }).user_id]).replace(/: expected .*/, '')} (events take a JSON integer from 1 to ${MAX_USER_ID})`)
     } else {
       out.push(field ? `${field} ${e.message}` : e.message)
     }

@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Config } from '../config.ts'
 import { batchBody, batchQuery, BatchResponse, ErrorSchema } from '../schemas/recommendation.ts'
-import { requireUserIds } from '../lib/user-id.ts'
+import { requireLimit, requireUserIds } from '../lib/user-id.ts'
 import { RecError } from '../lib/errors.ts'
 import { ServerTiming } from '../lib/server-timing.ts'
 import type { Answer } from '../lib/recommender.ts'
@@ -17,8 +17,10 @@ const batchRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
   // limit. Parsing a large nested body would block the event loop for every other request.
   const bodyLimit = 1024 + 32 * c.BATCH_MAX_IDS
 
-  const answerBatch = async (rawIds: unknown[], limit: number, reply: FastifyReply) => {
+  // The schemas already hold ids and limits to the rules of lib/user-id.ts; these parse them.
+  const answerBatch = async (rawIds: unknown[], rawLimit: unknown, reply: FastifyReply) => {
     const ids = requireUserIds(rawIds, c.BATCH_MAX_IDS)
+    const limit = requireLimit(rawLimit, c.DEFAULT_LIMIT)
     const timing = new ServerTiming()
     const start = performance.now()
     const answers = await app.recommender.getMany(ids)
@@ -45,10 +47,10 @@ const batchRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
   }
 
   app.get('/batch-recommend', { schema: { querystring: BatchQuery, response } }, async (req, reply) => {
-    return await answerBatch(req.query.user_ids.split(','), req.query.limit ?? c.DEFAULT_LIMIT, reply)
+    return await answerBatch(req.query.user_ids.split(','), req.query.limit, reply)
   })
   app.post('/batch-recommend', { bodyLimit, schema: { body: BatchBody, response } }, async (req, reply) => {
-    return await answerBatch(req.body.user_ids, req.body.limit ?? c.DEFAULT_LIMIT, reply)
+    return await answerBatch(req.body.user_ids, req.body.limit, reply)
   })
 }
 

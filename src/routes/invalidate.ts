@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { Config } from '../config.ts'
-import { ErrorSchema, InvalidateBody, UserIdParams } from '../schemas/recommendation.ts'
+import { ErrorSchema, INVALIDATE_MAX_IDS, InvalidateBody, UserIdParams } from '../schemas/recommendation.ts'
 import { requireUserId, requireUserIds } from '../lib/user-id.ts'
 import { adminAuthHook } from '../lib/admin-auth.ts'
 
@@ -22,7 +22,7 @@ const invalidateRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (a
     return await app.recommender.invalidate([id])
   })
   app.post('/invalidate-cache', { schema: { body: InvalidateBody, response } }, async (req) => {
-    const ids = requireUserIds(req.body.user_ids, 10_000)
+    const ids = requireUserIds(req.body.user_ids, INVALIDATE_MAX_IDS)
     return await app.recommender.invalidate(ids)
   })
 }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Config } from '../config.ts'
 import { ErrorSchema, LimitQuery, RecommendationSchema, UserIdParams } from '../schemas/recommendation.ts'
-import { requireUserId } from '../lib/user-id.ts'
+import { requireLimit, requireUserId } from '../lib/user-id.ts'
 import { ServerTiming } from '../lib/server-timing.ts'
 import type { Answer } from '../lib/recommender.ts'
 import { encodedBody } from '../../workers/answer-body.ts'
@@ -17,6 +17,7 @@ const recommendRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (ap
     }
   }, async (req, reply) => {
     const userId = requireUserId(req.params.id)
+    const limit = requireLimit(req.query.limit, defaultLimit)
     const timing = new ServerTiming()
     const start = performance.now()
     const answer = await app.recommender.get(userId, timing)
@@ -29,7 +30,7 @@ const recommendRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (ap
       .header('server-timing', timing.toString())
       .header('cache-control', cacheControl(answer, graceS))
       .type('application/json; charset=utf-8')
-      .send(encodedBody(answer.body, req.query.limit ?? defaultLimit) as never)
+      .send(encodedBody(answer.body, limit) as never)
   })
 }
 

@@ -1,13 +1,8 @@
 import { Type, type Static } from 'typebox'
-import { MAX_LIMIT } from '../lib/limits.ts'
+import { ErrorSchema, LimitJson, LimitQuery, LimitString, UserIdParams, userIdArray, userIdCsv } from './common.ts'
 
-export const ErrorSchema = Type.Object({
-  statusCode: Type.Integer(),
-  code: Type.String(),
-  error: Type.String(),
-  message: Type.String(),
-  request_id: Type.Optional(Type.String())
-}, { $id: 'Error' })
+// The error, id and limit schemas live in ./common.ts; re-exported for the routes that import them here.
+export { ErrorSchema, LimitQuery, UserIdParams }
 
 export const ItemSchema = Type.Object({
   item_id: Type.Integer(),
@@ -40,23 +35,16 @@ export const RecommendationSchema = Type.Object({
 })
 export type Recommendation = Static<typeof RecommendationSchema>
 
-// Ids arrive as strings and are parsed strictly in code (see lib/user-id.ts); the schema only
-// bounds their shape so garbage is rejected before the handler runs.
-export const UserIdParams = Type.Object({ id: Type.String({ maxLength: 32 }) })
-export const LimitQuery = Type.Object({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT }))
-}, { additionalProperties: false })
-
 /** Batch schemas are built from the configured bound, so an oversized list is refused by the
  *  schema before any id is looked at. */
 export const batchQuery = (maxIds: number) => Type.Object({
-  user_ids: Type.String({ minLength: 1, maxLength: 11 * maxIds }),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT }))
+  user_ids: userIdCsv(maxIds),
+  limit: Type.Optional(LimitString)
 }, { additionalProperties: false })
 
 export const batchBody = (maxIds: number) => Type.Object({
-  user_ids: Type.Array(Type.Union([Type.Integer(), Type.String({ maxLength: 32 })]), { minItems: 1, maxItems: maxIds }),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT }))
+  user_ids: userIdArray(maxIds),
+  limit: Type.Optional(LimitJson)
 }, { additionalProperties: false })
 
 export const BatchResponse = Type.Object({
@@ -66,6 +54,7 @@ export const BatchResponse = Type.Object({
   errors: Type.Array(Type.Object({ user_id: Type.Integer(), status: Type.Integer(), error: Type.String() }))
 })
 
+export const INVALIDATE_MAX_IDS = 10_000
 export const InvalidateBody = Type.Object({
-  user_ids: Type.Array(Type.Union([Type.Integer(), Type.String({ maxLength: 32 })]), { minItems: 1, maxItems: 10_000 })
+  user_ids: userIdArray(INVALIDATE_MAX_IDS)
 }, { additionalProperties: false })
