@@ -270,9 +270,8 @@ t.test('container: port, probes and resources', async (t) => {
   t.match(readFileSync(join(root, 'src/routes/health.ts'), 'utf8'), /'\/health\/live'[\s\S]*'\/health\/ready'/)
   t.match(readFileSync(join(root, 'src/plugins/metrics.ts'), 'utf8'), /'\/metrics'/)
 
-  // /health/ready waits up to max(MYSQL_QUERY_TIMEOUT_MS, REDIS_COMMAND_TIMEOUT_MS) for its pings.
-  const readyTimeoutMs = Math.max(config.MYSQL_QUERY_TIMEOUT_MS, config.REDIS_COMMAND_TIMEOUT_MS)
-  t.ok(container.readinessProbe.timeoutSeconds * 1000 > readyTimeoutMs, 'the readiness timeout exceeds the dependency pings\' timeout')
+  // Readiness answers from this process's state alone (no dependency pings), so it cannot be slow.
+  t.notMatch(readFileSync(join(root, 'src/routes/health.ts'), 'utf8').split("'/health/ready'")[1]?.split('app.get(')[0] ?? '', /ping|check\(/, 'readiness pings no dependency')
   t.ok(container.readinessProbe.failureThreshold >= 2, 'one slow ping does not take a pod out')
   t.ok(container.startupProbe.periodSeconds * container.startupProbe.failureThreshold >= 30, 'start-up gets at least 30 s')
 
