@@ -44,4 +44,4 @@ export default fp(async function metricsPlugin (app) {
     return await merged.metrics()
   })
   app.addHook('onClose', async () => { eld.disable() })
-}, { name: 'rec-metrics' })
+}, { name: 'metrics' })

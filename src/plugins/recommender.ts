@@ -129,4 +129,4 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     await bus.close()
     subscriber.disconnect()
   })
-}, { name: 'recommender', dependencies: ['mysql', 'redis', 'scorer', 'global-stats', 'rec-metrics'] })
+}, { name: 'recommender', dependencies: ['mysql', 'redis', 'scorer', 'stats', 'metrics'] })

@@ -82,4 +82,4 @@ export default fp(async function scorerPlugin (app, opts: { config: Config }) {
     }
   })
   app.addHook('onClose', async () => { await pool.close() })
-}, { name: 'scorer', dependencies: ['rec-metrics'] })
+}, { name: 'scorer', dependencies: ['metrics'] })

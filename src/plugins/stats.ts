@@ -250,4 +250,4 @@ export default fp(async function statsPlugin (app, opts: { config: Config }) {
     if (active !== undefined) await stopSql(active)
     await settlesWithin(run, KILL_TIMEOUT_MS)
   })
-}, { name: 'global-stats', dependencies: ['mysql', 'redis', 'rec-metrics'] })
+}, { name: 'stats', dependencies: ['mysql', 'redis', 'metrics'] })
