@@ -1,6 +1,7 @@
 import { hostname, availableParallelism } from 'node:os'
 import { Type, type Static, type TSchema } from 'typebox'
 import { Value } from 'typebox/value'
+import { MAX_LIMIT } from './lib/limits.ts'
 
 const Int = (def: number, min: number, max: number, description: string) =>
   Type.Integer({ default: def, minimum: min, maximum: max, description })
@@ -65,7 +66,7 @@ export const ConfigSchema = Type.Object({
   MODEL_NAME: Type.String({ default: 'decay', pattern: '^[a-z0-9-]{1,32}$', description: 'model name; with the weights it forms model_version and the cache keys' }),
 
   BATCH_MAX_IDS: Int(100, 1, 10_000, 'max user ids per batch request'),
-  DEFAULT_LIMIT: Int(10, 1, 100, 'items returned when ?limit= is absent'),
+  DEFAULT_LIMIT: Int(10, 1, MAX_LIMIT, 'items returned when ?limit= is absent'),
   ADMIN_TOKEN: Type.String({ default: '', description: 'bearer token for admin endpoints (empty = admin endpoints always 401); at least 16 characters when set' }),
   RATE_LIMIT_MAX: Int(0, 0, 10_000_000, 'requests per minute per client IP in the app (0 = off; NGINX limits per IP in front)'),
 
