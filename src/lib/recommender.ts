@@ -87,11 +87,14 @@ export class Recommender {
     return new Map(userIds.map((id, i) => [id, answers[i] as Answer | Error]))
   }
 
-  /** Drops the users here, then in Redis (a new generation), then on every other replica, and
-   *  reports how many replicas acknowledged (this one included). */
+  /** Moves the users to a new generation in Redis, then drops them here, then on every other
+   *  replica, and reports how many replicas acknowledged (this one included). Here only once Redis
+   *  has moved on: a read in between would otherwise fetch the old answer from Redis into the LRU,
+   *  after the drop, where no later drop would find it (the sender does not drop again on its own
+   *  broadcast). */
   async invalidate (userIds: number[]): Promise<InvalidationResult> {
-    this.dropLocal(userIds)
     await this.deps.l2.invalidate(userIds)
+    this.dropLocal(userIds)
     const replicas = await this.deps.broadcast(userIds)
     return { invalidated: userIds, replicas }
   }
