@@ -93,8 +93,13 @@ export class Recommender {
    *  after the drop, where no later drop would find it (the sender does not drop again on its own
    *  broadcast). */
   async invalidate (userIds: number[]): Promise<InvalidationResult> {
-    await this.deps.l2.invalidate(userIds)
-    this.dropLocal(userIds)
+    try {
+      await this.deps.l2.invalidate(userIds)
+    } finally {
+      // Dropped here even when Redis failed: the 503 says nothing was promised, but this replica
+      // need not keep serving what the caller wanted gone.
+      this.dropLocal(userIds)
+    }
     const replicas = await this.deps.broadcast(userIds)
     return { invalidated: userIds, replicas }
   }
