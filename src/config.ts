@@ -43,6 +43,8 @@ export const ConfigSchema = Type.Object({
   LEASE_MS: Int(2000, 10, 60_000, 'cross-replica fill lease: one replica computes a cold key'),
   LEASE_WAIT_MS: Int(150, 0, 10_000, 'how long other replicas wait for the lease holder before computing themselves (keep it below MISS_TIMEOUT_MS)'),
   INVALIDATION_ACK_TIMEOUT_MS: Int(500, 10, 30_000, 'how long an invalidation waits for replicas to acknowledge'),
+  INVALIDATION_HEARTBEAT_MS: Int(1000, 10, 60_000, 'how often each replica sends itself a heartbeat over its invalidation subscription'),
+  INVALIDATION_SILENT_AFTER_MS: Int(3000, 20, 600_000, 'no heartbeat for this long: the subscription counts as dead, the LRU is not served as fresh and the subscriber reconnects'),
   BREAKER_FAILURES: Int(5, 1, 1000, 'consecutive failures that open a dependency circuit breaker'),
   BREAKER_COOLDOWN_MS: Int(2000, 10, 600_000, 'how long an open breaker skips its dependency before one probe'),
   NOT_FOUND_TTL_MS: Int(30_000, 1, 3_600_000, 'how long an unknown user id is remembered as 404'),
@@ -110,6 +112,9 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   }
   if (config.LEASE_WAIT_MS >= config.MISS_TIMEOUT_MS) {
     throw new ConfigError(`invalid configuration:\n  LEASE_WAIT_MS=${config.LEASE_WAIT_MS}: must be below MISS_TIMEOUT_MS (${config.MISS_TIMEOUT_MS}), or a request waiting for another replica's fill always gets the fallback`)
+  }
+  if (config.INVALIDATION_SILENT_AFTER_MS <= config.INVALIDATION_HEARTBEAT_MS) {
+    throw new ConfigError(`invalid configuration:\n  INVALIDATION_SILENT_AFTER_MS=${config.INVALIDATION_SILENT_AFTER_MS}: must exceed INVALIDATION_HEARTBEAT_MS (${config.INVALIDATION_HEARTBEAT_MS}), or every subscription would count as dead`)
   }
   return config
 }

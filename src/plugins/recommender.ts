@@ -105,6 +105,8 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     keyPrefix: c.REDIS_KEY_PREFIX,
     replicaId: c.REPLICA_ID,
     ackTimeoutMs: c.INVALIDATION_ACK_TIMEOUT_MS,
+    heartbeatIntervalMs: c.INVALIDATION_HEARTBEAT_MS,
+    silentAfterMs: c.INVALIDATION_SILENT_AFTER_MS,
     onInvalidate: (ids) => recommender.dropLocal(ids),
     onSubscriptionChange: (up) => { if (up) l1.trust(); else l1.distrust() },
     log: app.log
