@@ -229,7 +229,7 @@ export function renderNginxConfig (opts: NginxConfigOptions, template = readFile
       '#',
       `# GENERATED (compose mode, per-IP limits ${rl ? 'on' : 'OFF'}). Do not edit: change nginx/nginx.conf.template`,
       '# and run `npm run nginx-config -- --update`. A test fails while this file is out of date.',
-      '# Mounted at /etc/nginx/nginx.conf; run by nginx/dns-reload.sh (see the README).'
+      '# Mounted at /etc/nginx/nginx.conf; run by nginx/dns-reload.sh (see deploy/README.md).'
     ].join('\n')
   } else {
     if (!Array.isArray(opts.upstreams) || opts.upstreams.length === 0) throw new NginxConfigError('local mode needs at least one upstream')

@@ -383,7 +383,7 @@ t.test('Ingress: ingress-nginx, the API routed to the Service, nothing internal 
 const kustomize = (path: string) => spawnSync('kubectl', ['kustomize', path], { encoding: 'utf8', timeout: 60_000 })
 const run = kustomize(dir)
 const noKubectl = (run.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT'
-// kubectl before 1.21 embeds kustomize v2, which cannot read the inline patches the README's
+// kubectl before 1.21 embeds kustomize v2, which cannot read the inline patches deploy/README.md's
 // overlay uses (Debian's kubernetes-client is 1.20); the base still renders with it.
 const kubectlVersion = noKubectl ? '' : spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8', timeout: 30_000 }).stdout ?? ''
 const minorMatch = /Minor:"(\d+)|Client Version: v1\.(\d+)/.exec(kubectlVersion)
@@ -401,10 +401,10 @@ t.test('kustomize renders the same objects', async (t) => {
   t.equal(get(rendered('Deployment', out), 'spec', 'template', 'spec', 'containers', 0, 'image'), container.image)
 })
 
-t.test('the overlay example in README.md replaces the placeholders', {
+t.test('the overlay example in deploy/README.md replaces the placeholders', {
   skip: noKubectl ? 'kubectl not installed' : kubectlMinor < 21 ? `kubectl 1.${kubectlMinor} embeds kustomize v2, which has no inline patches` : false
 }, async (t) => {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  const readme = readFileSync(join(root, 'deploy/README.md'), 'utf8')
   const block = must(/```yaml\n([ \t]*# my-recsvc\/kustomization\.yaml\n[\s\S]*?)[ \t]*```/.exec(readme)?.[1], 'the overlay example in README.md')
   const indent = Math.min(...block.split('\n').filter((l) => l.trim()).map((l) => /^ */.exec(l)?.[0].length ?? 0))
   const overlay = mkdtempSync(join(tmpdir(), 'recsvc-overlay-'))
