@@ -14,7 +14,7 @@ const Health = Type.Object({
   failing: Type.Optional(Type.Array(Type.String()))
 })
 
-const Ready = Type.Object({ status: Type.Union([Type.Literal('ok'), Type.Literal('shutting_down')]) })
+const Ready = Type.Object({ status: Type.Union([Type.Literal('ok'), Type.Literal('starting'), Type.Literal('shutting_down')]) })
 
 const healthRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const timeout = Math.max(opts.config.MYSQL_QUERY_TIMEOUT_MS, opts.config.REDIS_COMMAND_TIMEOUT_MS)
@@ -39,17 +39,29 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, 
 
   app.get('/health/live', { schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({ status: 'ok' as const }))
 
-  // Readiness is about this process only: it answers once the app is up (it only boots with both
-  // dependencies reachable) and until it starts shutting down. A dependency outage must not take
-  // every replica out of nginx or Kubernetes at once: the breakers, the LRU, stale answers and the
-  // fallback are what serve users then, and they can only do so from replicas that still get
-  // traffic. Load shedding, when it comes, belongs here too.
+  // Readiness is about this process only: booted (every plugin loaded, which needs both
+  // dependencies reachable at start-up) and not shutting down (SIGTERM sets app.shuttingDown, see
+  // server.ts). A dependency outage must not fail it: every replica shares MySQL and Redis, so it
+  // would take them all out of nginx and Kubernetes at once, and the breakers, the LRU, STALE
+  // answers and the FALLBACK, which serve users through the outage, would get no traffic.
+  // Dependency state is in /health and in the metrics.
+  let booted = false
+  app.addHook('onReady', async () => { booted = true })
+  const notReady = (): 'starting' | 'shutting_down' | undefined => {
+    if (!booted) return 'starting'
+    if (app.shuttingDown) return 'shutting_down'
+    // Load shedding (none yet) goes here: a replica that refuses new work reports it, e.g.
+    // `if (app.shedding) return 'shedding'`, with the reason added to the Ready schema.
+    return undefined
+  }
   app.get('/health/ready', { schema: { response: { 200: Ready, 503: Ready } } }, async (_req, reply) => {
-    const ready = !app.shuttingDown
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' as const : 'shutting_down' as const })
+    const reason = notReady()
+    return reply.code(reason ? 503 : 200).send({ status: reason ?? 'ok' as const })
   })
 
-  // Dependency state, for people and monitoring: 503 whenever a dependency does not answer.
+  // Dependency state, for people and monitoring (no probe or balancer uses it): 503 whenever a
+  // dependency does not answer ("degraded", with `failing`) or the process shuts down, 200 only
+  // when all is well, so an HTTP status check alerts on an outage without parsing the body.
   app.get('/health', { schema: { response: { 200: Health, 503: Health } } }, async (_req, reply) => {
     const h = await check()
     return reply.code(h.status === 'ok' ? 200 : 503).send(h)
