@@ -1,13 +1,8 @@
 import t from 'tap'
-import { startServices, uniquePrefix } from './helpers/services.ts'
-import { buildTestApp } from './helpers/app.ts'
-import { loadFixture, COLD_USER, MISSING_USER } from './helpers/fixture.ts'
+import { withApp } from './helpers/app.ts'
+import { COLD_USER, MISSING_USER } from './helpers/fixture.ts'
 
-const services = await startServices()
-t.teardown(() => services.stop())
-await loadFixture(services.mysql.url)
-const app = await buildTestApp({ redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() }, { BATCH_MAX_IDS: 100 })
-t.teardown(() => app.close())
+const { app } = await withApp(t, { config: { BATCH_MAX_IDS: 100 } })
 
 t.test('GET batch collapses duplicates and names every failed id', async (t) => {
   const res = await app.inject(`/batch-recommend?user_ids=1,2,2,${MISSING_USER},${COLD_USER},1`)

@@ -1,15 +1,9 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { startServices, uniquePrefix } from './helpers/services.ts'
-import { buildReplicas, adminHeaders, waitFor, scoringsOf } from './helpers/app.ts'
-import { loadFixture } from './helpers/fixture.ts'
+import { adminHeaders, waitFor, scoringsOf, withApp } from './helpers/app.ts'
 
-const services = await startServices()
-t.teardown(() => services.stop())
-await loadFixture(services.mysql.url)
-const [a, b, c] = await buildReplicas(3, { redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() })
+const { apps: [a, b, c], services } = await withApp(t, { replicas: 3 })
 if (!a || !b || !c) throw new Error('replicas not built')
-t.teardown(async () => { await Promise.all([a, b, c].map((app) => app.close())) })
 const admin = new Redis(services.redis.url)
 t.teardown(() => admin.disconnect())
 

@@ -1,15 +1,9 @@
 import t from 'tap'
 import mysql from 'mysql2/promise'
-import { startServices, uniquePrefix } from './helpers/services.ts'
-import { buildTestApp, adminHeaders, ADMIN_TOKEN } from './helpers/app.ts'
-import { loadFixture, DAY, MISSING_USER } from './helpers/fixture.ts'
+import { adminHeaders, ADMIN_TOKEN, withApp } from './helpers/app.ts'
+import { DAY, MISSING_USER } from './helpers/fixture.ts'
 
-const services = await startServices()
-t.teardown(() => services.stop())
-await loadFixture(services.mysql.url)
-
-const app = await buildTestApp({ redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() })
-t.teardown(() => app.close())
+const { app, services } = await withApp(t)
 
 const db = await mysql.createConnection({ uri: services.mysql.url, timezone: 'Z' })
 t.teardown(() => db.end())

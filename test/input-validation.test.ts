@@ -1,14 +1,8 @@
 import t from 'tap'
 import type { LightMyRequestResponse as Response } from 'fastify'
-import { startServices, uniquePrefix } from './helpers/services.ts'
-import { buildTestApp, adminHeaders } from './helpers/app.ts'
-import { loadFixture } from './helpers/fixture.ts'
+import { adminHeaders, withApp } from './helpers/app.ts'
 
-const services = await startServices()
-t.teardown(() => services.stop())
-await loadFixture(services.mysql.url)
-const app = await buildTestApp({ redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() })
-t.teardown(() => app.close())
+const { app } = await withApp(t)
 
 const badIds = ['abc', '0', '-1', '1.5', '2147483648', '99999999999', '1e3', '0x10', '%20', '%2012', '01', '+5']
 

@@ -1,26 +1,19 @@
 import t from 'tap'
 import mysql from 'mysql2/promise'
-import { startServices, uniquePrefix } from './helpers/services.ts'
-import { buildTestApp } from './helpers/app.ts'
-import { loadFixture } from './helpers/fixture.ts'
+import { withApp } from './helpers/app.ts'
 
 // A forced miss overload: one scoring thread, two misses at a time, a queue of four, and far more
 // cold users at once than that. Cached users must keep getting their answer at hit speed, and
 // every miss that does not fit gets the fallback: nothing is a 503.
-const services = await startServices()
-t.teardown(() => services.stop())
-await loadFixture(services.mysql.url)
 const COLD = Array.from({ length: 1500 }, (_v, i) => 20_001 + i)
-{
-  const db = await mysql.createConnection(services.mysql.url)
-  await db.query('INSERT INTO users (id, name) VALUES ?', [COLD.map((id) => [id, `cold ${id}`])])
-  await db.end()
-}
-const app = await buildTestApp(
-  { redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() },
-  { SCORER_THREADS: 1, MISS_MAX_INFLIGHT: 2, MISS_MAX_QUEUE: 4 }
-)
-t.teardown(() => app.close())
+const { app } = await withApp(t, {
+  config: { SCORER_THREADS: 1, MISS_MAX_INFLIGHT: 2, MISS_MAX_QUEUE: 4 },
+  beforeApps: async (services) => {
+    const db = await mysql.createConnection(services.mysql.url)
+    await db.query('INSERT INTO users (id, name) VALUES ?', [COLD.map((id) => [id, `cold ${id}`])])
+    await db.end()
+  }
+})
 
 const HOT = Array.from({ length: 20 }, (_v, i) => i + 1)
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number

@@ -1,13 +1,7 @@
 import t from 'tap'
-import { startServices, uniquePrefix } from './helpers/services.ts'
-import { buildTestApp, scoringsOf } from './helpers/app.ts'
-import { loadFixture } from './helpers/fixture.ts'
+import { scoringsOf, withApp } from './helpers/app.ts'
 
-const services = await startServices()
-t.teardown(() => services.stop())
-await loadFixture(services.mysql.url)
-const app = await buildTestApp({ redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() })
-t.teardown(() => app.close())
+const { app } = await withApp(t)
 
 // Counters wrap the real calls; MySQL and the worker pool still do the work.
 let sqlLoads = 0

@@ -1,13 +1,8 @@
 import t from 'tap'
-import { startServices, uniquePrefix } from './helpers/services.ts'
-import { buildTestApp, adminHeaders, scoringsOf } from './helpers/app.ts'
-import { loadFixture, COLD_USER, MISSING_USER } from './helpers/fixture.ts'
+import { adminHeaders, scoringsOf, withApp } from './helpers/app.ts'
+import { COLD_USER, MISSING_USER } from './helpers/fixture.ts'
 
-const services = await startServices()
-t.teardown(() => services.stop())
-await loadFixture(services.mysql.url)
-const app = await buildTestApp({ redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() })
-t.teardown(() => app.close())
+const { app } = await withApp(t)
 
 t.test('first read is a MISS, the second is served from the in-process LRU with the same body', async (t) => {
   const first = await app.inject('/recommend/7')

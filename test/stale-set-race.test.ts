@@ -1,18 +1,12 @@
 import t from 'tap'
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises'
-import { startServices, uniquePrefix } from './helpers/services.ts'
-import { buildReplicas, adminHeaders } from './helpers/app.ts'
-import { loadFixture } from './helpers/fixture.ts'
+import { adminHeaders, withApp } from './helpers/app.ts'
 
 // Fills race against invalidations on three replicas. Each round posts one new search for the user
 // (which invalidates it everywhere) while reads keep filling the caches on all replicas. Every read
 // that starts after an event's 2xx must include that event: search_count never goes backwards
 // past the last acknowledged write.
-const services = await startServices()
-t.teardown(() => services.stop())
-await loadFixture(services.mysql.url)
-const apps = await buildReplicas(3, { redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() }, { LEASE_WAIT_MS: 50 })
-t.teardown(async () => { await Promise.all(apps.map((app) => app.close())) })
+const { apps } = await withApp(t, { replicas: 3, config: { LEASE_WAIT_MS: 50 } })
 
 // Slow MySQL down on the way back (the query is real; its answer is held 0-15 ms), so fills that
 // read the old events are still in flight when the invalidation lands: the race under test.

@@ -1,18 +1,9 @@
 import t from 'tap'
 import { AnswerLifetimes } from '../src/lib/cached-answer.ts'
-import { startServices, uniquePrefix } from './helpers/services.ts'
-import { buildTestApp, scoringsOf, waitFor } from './helpers/app.ts'
-import { loadFixture } from './helpers/fixture.ts'
+import { scoringsOf, waitFor, withApp } from './helpers/app.ts'
 
 // Answers are fresh for 1 s (L1 for 200 ms), then within a 60 s grace period.
-const services = await startServices()
-t.teardown(() => services.stop())
-await loadFixture(services.mysql.url)
-const app = await buildTestApp(
-  { redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() },
-  { L1_TTL_MS: 200, L2_TTL_S: 1, CACHE_GRACE_S: 60, CACHE_TTL_JITTER: 0 }
-)
-t.teardown(() => app.close())
+const { app } = await withApp(t, { config: { L1_TTL_MS: 200, L2_TTL_S: 1, CACHE_GRACE_S: 60, CACHE_TTL_JITTER: 0 } })
 
 t.test('past fresh the cached answer is served STALE at once and refreshed once in the background', async (t) => {
   const first = await app.inject('/recommend/71')

@@ -1,4 +1,7 @@
 import type { FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import { startServices, uniquePrefix, type Services, type ServicesOptions } from './services.ts'
+import { loadFixture } from './fixture.ts'
 import { buildApp } from '../../src/app.ts'
 import { loadConfig, type Config } from '../../src/config.ts'
 
@@ -46,4 +49,21 @@ export async function waitFor (what: string, check: () => boolean | Promise<bool
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
+}
+
+export interface WithApp { app: FastifyInstance, apps: FastifyInstance[], services: Services, urls: { redisUrl: string, mysqlUrl: string, prefix: string } }
+
+/** The preamble of a behaviour test: its servers (see services.ts), the fixture data, and
+ *  `replicas` instances of the app on them sharing one key prefix (replica-a, -b, ...; one plain
+ *  test replica by default), all stopped when `t` ends. `beforeApps` runs between the fixture and
+ *  the apps (extra rows a test needs at boot). */
+export async function withApp (t: Test, opts: { services?: ServicesOptions, config?: Partial<Config>, replicas?: number, beforeApps?: (services: Services) => Promise<void> } = {}): Promise<WithApp> {
+  const services = await startServices(opts.services)
+  t.teardown(() => services.stop())
+  await loadFixture(services.mysql.url)
+  await opts.beforeApps?.(services)
+  const urls = { redisUrl: services.redis.url, mysqlUrl: services.mysql.url, prefix: uniquePrefix() }
+  const apps = opts.replicas === undefined ? [await buildTestApp(urls, opts.config)] : await buildReplicas(opts.replicas, urls, opts.config)
+  t.teardown(async () => { await Promise.all(apps.map((app) => app.close())) })
+  return { app: apps[0] as FastifyInstance, apps, services, urls }
 }
