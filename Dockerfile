@@ -51,7 +51,7 @@ COPY --from=build /app/dist ./dist
 COPY sql ./sql
 USER node
 EXPOSE 3000
-# Liveness only (the process answers); readiness (/health/ready: MySQL and Redis) is checked by compose.
+# Liveness only (the process answers); readiness (/health/ready: booted, not shutting down) is checked by compose.
 # Slim images have no curl: node's fetch does the probe.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
