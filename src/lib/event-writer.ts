@@ -1,10 +1,10 @@
-import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
+import type { Pool, PoolConnection, ResultSetHeader } from 'mysql2/promise'
 import { Type, type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { RecError, unavailable } from './errors.ts'
 import { MAX_USER_ID, invalidUserIdsMessage } from './user-id.ts'
 import { UserIdInteger } from '../schemas/common.ts'
-import { withTimeout } from './timeout.ts'
+import { acquireConnection, timedQuery } from './mysql-deadline.ts'
 
 export const MAX_EVENTS_PER_BATCH = 1000
 export const MAX_FUTURE_SKEW_MS = 5 * 60_000
@@ -184,29 +184,17 @@ export class EventWriter {
   }
 
   /** A pooled connection, waiting at most the query timeout; one that arrives too late is released. */
-  private async acquire (): Promise<PoolConnection> {
-    const pending = this.pool.getConnection()
-    try {
-      return await withTimeout(pending, this.opts.queryTimeoutMs, 'database')
-    } catch (err) {
-      pending.then((c) => c.release(), () => {})
-      if (err instanceof RecError) throw err
-      throw Object.assign(unavailable('database'), { cause: err })
-    }
+  private acquire (): Promise<PoolConnection> {
+    return acquireConnection(this.pool, this.opts.queryTimeoutMs)
   }
 
+  // The connection is destroyed after a timeout (see dispose), which makes the server roll back.
   private async query (conn: PoolConnection, sql: string, values?: unknown[]): Promise<ResultSetHeader> {
-    const timeout = this.opts.queryTimeoutMs
-    // mysql2's timeout ends the wait for this query; the outer race is a backstop. Either way the
-    // connection is destroyed afterwards (see dispose), which makes the server roll back.
-    const [result] = await withTimeout(conn.query<ResultSetHeader>({ sql, timeout }, values), timeout + 50, 'database')
-    return result
+    return (await timedQuery(conn, sql, values, this.opts.queryTimeoutMs)) as unknown as ResultSetHeader
   }
 
-  private async select<T> (conn: PoolConnection, sql: string, values: unknown[]): Promise<T[]> {
-    const timeout = this.opts.queryTimeoutMs
-    const [rows] = await withTimeout(conn.query<RowDataPacket[]>({ sql, timeout }, values), timeout + 50, 'database')
-    return rows as unknown as T[]
+  private select<T> (conn: PoolConnection, sql: string, values: unknown[]): Promise<T[]> {
+    return timedQuery<T>(conn, sql, values, this.opts.queryTimeoutMs)
   }
 
   /** After a failure: roll back and return a healthy connection to the pool; destroy one whose state

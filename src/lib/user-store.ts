@@ -1,7 +1,8 @@
-import type { ExecuteValues, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise'
+import type { ExecuteValues, Pool } from 'mysql2/promise'
 import type { PurchaseEvent, SearchEvent } from '../../workers/types.ts'
 import type { CircuitBreaker } from './circuit-breaker.ts'
-import { RecError, unavailable } from './errors.ts'
+import { unavailable } from './errors.ts'
+import { acquireConnection, asUnavailable, timedQuery } from './mysql-deadline.ts'
 
 export interface UserHistory { searches: SearchEvent[], purchases: PurchaseEvent[] }
 
@@ -84,55 +85,30 @@ export class UserStore {
     }
   }
 
+  /** One pooled connection and one statement under one deadline for both. */
   private async run<T> (sql: string, params: ExecuteValues[], prepared: boolean): Promise<T[]> {
     try {
-      return await this.opts.breaker.run(() => this.withConnection(async (conn, timeout) => {
-        const [rows] = prepared
-          ? await conn.execute<RowDataPacket[]>({ sql, timeout }, params)
-          : await conn.query<RowDataPacket[]>({ sql, timeout }, params)
-        return rows as unknown as T[]
-      }))
-    } catch (err) {
-      // Whatever went wrong below (refused, reset, timed out, breaker open), the client sees a 503.
-      throw err instanceof RecError ? err : Object.assign(unavailable('database'), { cause: err })
-    }
-  }
-
-  /** One pooled connection under one deadline for the wait and the query. mysql2 would hand a
-   *  connection to a caller that has given up and run its query anyway; here a connection that
-   *  arrives after the deadline goes straight back to the pool, unused. */
-  private withConnection<T> (fn: (conn: PoolConnection, timeoutMs: number) => Promise<T>): Promise<T> {
-    const deadline = performance.now() + this.opts.queryTimeoutMs
-    return new Promise<T>((resolve, reject) => {
-      let done = false
-      const timer = setTimeout(() => {
-        done = true
-        reject(Object.assign(unavailable('database'), { cause: new Error(`database load timed out after ${this.opts.queryTimeoutMs} ms`) }))
-      }, this.opts.queryTimeoutMs)
-      this.pool.getConnection().then(async (conn) => {
+      return await this.opts.breaker.run(async () => {
+        const deadline = performance.now() + this.opts.queryTimeoutMs
+        const conn = await acquireConnection(this.pool, this.opts.queryTimeoutMs)
         const left = Math.floor(deadline - performance.now())
-        if (done || left <= 0) {
+        if (left <= 0) {
           conn.release()
-          return
+          throw unavailable('database')
         }
         try {
-          const result = await fn(conn, left)
+          const rows = await timedQuery<T>(conn, sql, params, left, prepared)
           conn.release()
-          if (!done) resolve(result)
+          return rows
         } catch (err) {
           // A timed-out or failed query leaves the connection in an unknown state.
           conn.destroy()
-          if (!done) reject(err)
-        } finally {
-          done = true
-          clearTimeout(timer)
+          throw err
         }
-      }, (err: unknown) => {
-        clearTimeout(timer)
-        if (!done) reject(err)
-        done = true
       })
-    })
+    } catch (err) {
+      throw asUnavailable(err)
+    }
   }
 }
 
