@@ -119,6 +119,23 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   return config
 }
 
+/** A setting's default, for code that also runs without a loaded config (the seeder, tests), so
+ *  the value is written once: here. */
+export function configDefault<K extends keyof Config> (name: K): Config[K] {
+  return (ConfigSchema.properties[name] as unknown as { default: Config[K] }).default
+}
+
+/** What the statistics refresh needs from the model's settings; the same weights the scorer uses. */
+export function statsRefreshSettings (c: Pick<Config, 'PURCHASE_HALF_LIFE_DAYS' | 'SEARCH_HALF_LIFE_DAYS' | 'HISTORY_DAYS' | 'PURCHASE_BASE' | 'SEARCH_BASE'>): { purchaseHalfLifeDays: number, searchHalfLifeDays: number, windowDays: number, purchaseWeight: number } {
+  return {
+    purchaseHalfLifeDays: c.PURCHASE_HALF_LIFE_DAYS,
+    searchHalfLifeDays: c.SEARCH_HALF_LIFE_DAYS,
+    windowDays: c.HISTORY_DAYS,
+    // A purchase's weight relative to a search (with searches weighing nothing, purchases alone rank).
+    purchaseWeight: c.SEARCH_BASE > 0 ? c.PURCHASE_BASE / c.SEARCH_BASE : Number.MAX_SAFE_INTEGER
+  }
+}
+
 export function describeConfig (): Array<{ name: string, default: unknown, description: string }> {
   return Object.entries(ConfigSchema.properties).map(([name, schema]) => ({
     name,

@@ -11,22 +11,24 @@
 
 import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise'
 import type { GlobalStats, PopularItem } from '../../workers/types.ts'
+import { configDefault, statsRefreshSettings } from '../config.ts'
 
 export type StatsDb = Pool | Connection | PoolConnection
 
 export interface RefreshOptions {
   /** the clock (default: now); ages and the window are measured from it */
   now?: Date
-  /** half-life of a purchase in days (default 14), for item and category popularity */
+  /** half-life of a purchase in days (default: PURCHASE_HALF_LIFE_DAYS's), for item and category popularity */
   purchaseHalfLifeDays?: number
-  /** half-life of a search in days (default 7), for category popularity */
+  /** half-life of a search in days (default: SEARCH_HALF_LIFE_DAYS's), for category popularity */
   searchHalfLifeDays?: number
-  /** only events newer than now - windowDays count (default 90) */
+  /** only events newer than now - windowDays count (default: HISTORY_DAYS's) */
   windowDays?: number
   /** co-occurrence uses each user's top N categories by engagement (default 5), which bounds the
    *  pairs per user to N*(N-1) */
   cooccurrenceTopCategories?: number
-  /** weight of a purchase relative to a search in category popularity and user engagement (default 3) */
+  /** weight of a purchase relative to a search in category popularity and user engagement
+   *  (default: PURCHASE_BASE / SEARCH_BASE of the defaults) */
   purchaseWeight?: number
   /** cap of each in-memory work table (max_heap_table_size, default 512 MiB; about 60 bytes per
    *  (user, category) pair); a table that outgrows it is rebuilt in InnoDB. 0 = InnoDB only. */
@@ -112,10 +114,17 @@ export async function refreshGlobalStats (db: StatsDb, opts: RefreshOptions = {}
   const started = performance.now()
   const now = opts.now ?? new Date()
   if (Number.isNaN(now.getTime())) throw new RangeError('now is not a valid date')
-  const purchaseHl = positive('purchaseHalfLifeDays', opts.purchaseHalfLifeDays, 14)
-  const searchHl = positive('searchHalfLifeDays', opts.searchHalfLifeDays, 7)
-  const windowDays = positive('windowDays', opts.windowDays, 90)
-  const purchaseWeight = positive('purchaseWeight', opts.purchaseWeight, 3)
+  const dflt = statsRefreshSettings({
+    PURCHASE_HALF_LIFE_DAYS: configDefault('PURCHASE_HALF_LIFE_DAYS'),
+    SEARCH_HALF_LIFE_DAYS: configDefault('SEARCH_HALF_LIFE_DAYS'),
+    HISTORY_DAYS: configDefault('HISTORY_DAYS'),
+    PURCHASE_BASE: configDefault('PURCHASE_BASE'),
+    SEARCH_BASE: configDefault('SEARCH_BASE')
+  })
+  const purchaseHl = positive('purchaseHalfLifeDays', opts.purchaseHalfLifeDays, dflt.purchaseHalfLifeDays)
+  const searchHl = positive('searchHalfLifeDays', opts.searchHalfLifeDays, dflt.searchHalfLifeDays)
+  const windowDays = positive('windowDays', opts.windowDays, dflt.windowDays)
+  const purchaseWeight = positive('purchaseWeight', opts.purchaseWeight, dflt.purchaseWeight)
   const topN = Math.floor(positive('cooccurrenceTopCategories', opts.cooccurrenceTopCategories, 5))
   const memoryBytes = Math.floor(opts.memoryTableBytes ?? 512 * 1024 * 1024)
   if (!Number.isFinite(memoryBytes) || memoryBytes < 0) throw new RangeError(`memoryTableBytes must be >= 0 (got ${opts.memoryTableBytes})`)

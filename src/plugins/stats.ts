@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import client from 'prom-client'
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise'
-import type { Config } from '../config.ts'
+import { statsRefreshSettings, type Config } from '../config.ts'
 import { loadGlobalStats, refreshGlobalStats, STATS_META_NAME } from '../lib/global-stats.ts'
 import { withTimeout } from '../lib/timeout.ts'
 import type { GlobalStats } from '../../workers/types.ts'
@@ -68,7 +68,8 @@ export default fp(async function statsPlugin (app, opts: { config: Config }) {
   const intervalMs = c.STATS_REFRESH_INTERVAL_S * 1000
   const refreshTimeoutMs = c.STATS_REFRESH_TIMEOUT_S * 1000
   const lockTtlMs = Math.max(intervalMs, refreshTimeoutMs) + LOCK_MARGIN_MS
-  const halfLife = { purchaseHalfLifeDays: c.PURCHASE_HALF_LIFE_DAYS, searchHalfLifeDays: c.SEARCH_HALF_LIFE_DAYS }
+  // The deployment's own window and weights, not the defaults: the statistics must match the scorer.
+  const halfLife = statsRefreshSettings(c)
   const refreshes = new client.Counter({
     name: 'recsvc_stats_refreshes_total',
     help: 'global statistics recomputations by result: ok, failed, or skipped_locked (another replica held the lock)',
