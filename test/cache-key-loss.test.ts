@@ -3,7 +3,7 @@ import { setTimeout as sleep, setImmediate } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import { startServices, uniquePrefix } from './helpers/services.ts'
-import { buildReplicas, adminHeaders } from './helpers/app.ts'
+import { buildReplicas, adminHeaders, holdLoads } from './helpers/app.ts'
 import { loadFixture, FIXTURE_USERS } from './helpers/fixture.ts'
 
 // Redis may drop any key at any time (compose runs it with allkeys-lru). Whatever it drops, no
@@ -88,15 +88,7 @@ t.test('a fill that read the generation before an event cannot write after the u
 
   // A's loads run their real query, then wait for the test: the fill holds what MySQL said before
   // the event while the event, the key loss and the invalidation happen.
-  let hold: Promise<void> | undefined
-  let read = false
-  const load = a.userStore.loadUsers.bind(a.userStore)
-  a.userStore.loadUsers = async (...args) => {
-    const rows = await load(...args)
-    read = true
-    if (hold) await hold
-    return rows
-  }
+  const loads = holdLoads(a)
 
   let user = 40
   for (const lose of ['the generation', 'every key'] as const) {
@@ -109,13 +101,11 @@ t.test('a fill that read the generation before an event cannot write after the u
     const values = (await keysOf(u)).filter((k) => !isGeneration(k, u) && !kindOf(k, u).startsWith('lease'))
     if (values.length) await admin.del(...values)
 
-    let release!: () => void
-    hold = new Promise<void>((resolve) => { release = resolve })
-    read = false
+    loads.hold()
     const slow = a.inject(`/recommend/${u}`)
     const deadline = Date.now() + 5000
-    while (!read && Date.now() < deadline) await sleep(5)
-    t.ok(read, 'A\'s fill has read MySQL')
+    while (!loads.read && Date.now() < deadline) await sleep(5)
+    t.ok(loads.read, 'A\'s fill has read MySQL')
 
     const keys = await keysOf(u)
     const doomed = lose === 'every key' ? keys : keys.filter((k) => isGeneration(k, u))
@@ -123,8 +113,7 @@ t.test('a fill that read the generation before an event cannot write after the u
     if (doomed.length) await admin.del(...doomed)
     const ack = await postSearch(b, u)
     t.same(ack.replicas, { acked: 3, expected: 3 })
-    release()
-    hold = undefined
+    loads.release()
     await slow
     await sleep(100) // A's Redis write, if it is let through
 

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { L1Cache } from '../src/lib/l1-cache.ts'
 import type { CachedAnswer } from '../src/lib/cached-answer.ts'
 import { startServices, uniquePrefix } from './helpers/services.ts'
-import { buildReplicas, adminHeaders, waitFor } from './helpers/app.ts'
+import { buildReplicas, adminHeaders, waitFor, holdLoads } from './helpers/app.ts'
 import { loadFixture } from './helpers/fixture.ts'
 
 // What a fill may write into a replica's LRU: nothing if the user was dropped since it began, or
@@ -24,27 +24,18 @@ t.test('a fill that began before a subscription gap is not served fresh from the
   t.teardown(() => admin.disconnect())
 
   // B's loads run the real query, then wait for the test.
-  let hold: Promise<void> | undefined
-  let read = false
-  const load = b.userStore.loadUsers.bind(b.userStore)
-  b.userStore.loadUsers = async (...args) => {
-    const rows = await load(...args)
-    read = true
-    if (hold) await hold
-    return rows
-  }
+  const loads = holdLoads(b)
 
   const u = 77
   const before = (await a.inject(`/recommend/${u}`)).json().metadata.search_count as number
-  let release!: () => void
-  hold = new Promise<void>((resolve) => { release = resolve })
+  loads.hold()
   // A's fill wrote Redis; B must miss there too, so drop the answer (not the generation).
   a.recommender.clearL1()
   await sleep(100) // A's Redis write is not awaited by its request
   const keys = (await admin.keys(`${prefix}*:${u}`)).filter((k) => !/:gen:\d+$/.test(k))
   if (keys.length) await admin.del(...keys)
   const slow = b.inject(`/recommend/${u}`)
-  await waitFor('B\'s fill to read MySQL', () => read)
+  await waitFor('B\'s fill to read MySQL', () => loads.read)
 
   // B's subscription drops; an event for the user lands while B is not listening.
   const line = (await admin.client('LIST') as string).split('\n').find((l) => l.includes('name=recsvc-sub:replica-b'))
@@ -55,8 +46,7 @@ t.test('a fill that began before a subscription gap is not served fresh from the
   t.same(res.json().replicas, { acked: 1, expected: 1 }, 'B is not listening, so not expected')
   await waitFor('B to resubscribe', () => b.invalidationBus.up)
 
-  release()
-  hold = undefined
+  loads.release()
   await slow
   await sleep(300) // the fill goes on past the request's miss deadline; let it finish
   for (let i = 0; i < 3; i++) {

@@ -67,3 +67,23 @@ export async function withApp (t: Test, opts: { services?: ServicesOptions, conf
   t.teardown(async () => { await Promise.all(apps.map((app) => app.close())) })
   return { app: apps[0] as FastifyInstance, apps, services, urls }
 }
+
+/** Makes the app's MySQL loads run their real query and then, while held, wait for `release()`:
+ *  a fill keeps what MySQL said while the test changes the world under it. */
+export function holdLoads (app: FastifyInstance): { hold: () => void, release: () => void, readonly read: boolean } {
+  let gate: Promise<void> | undefined
+  let open: () => void = () => {}
+  let read = false
+  const load = app.userStore.loadUsers.bind(app.userStore)
+  app.userStore.loadUsers = async (...args) => {
+    const rows = await load(...args)
+    read = true
+    if (gate) await gate
+    return rows
+  }
+  return {
+    hold () { read = false; gate = new Promise<void>((resolve) => { open = resolve }) },
+    release () { gate = undefined; open() },
+    get read () { return read }
+  }
+}
