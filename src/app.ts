@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import rateLimit from '@fastify/rate-limit'
 import type { Config } from './config.ts'
-import { RecError, errorBody } from './lib/errors.ts'
+import { RecError, errorBody, recErrorBody } from './lib/errors.ts'
 import { RequestLogging } from './lib/request-logging.ts'
 import { VALIDATION_CODE } from './lib/user-id.ts'
 import { INPUT_KIND, inputErrorMessage } from './schemas/common.ts'
@@ -49,7 +49,8 @@ export async function buildApp (config: Config, fastifyOpts: FastifyServerOption
     if (err instanceof RecError) {
       if (err.retryAfterS) reply.header('retry-after', String(err.retryAfterS))
       if (err.statusCode >= 500) req.log.warn({ err }, 'request failed: dependency unavailable or overloaded')
-      return reply.code(err.statusCode).send(errorBody(err.statusCode, err.code, err.message, err.statusCode >= 500 ? req.id : undefined))
+      // The status, code, message and any details of the error, so that no route translates one itself.
+      return reply.code(err.statusCode).send(recErrorBody(err, err.statusCode >= 500 ? req.id : undefined))
     }
     const e = err as { validation?: unknown, validationContext?: string, statusCode?: number, code?: string, message: string }
     if (e.validation) {

@@ -1,6 +1,6 @@
 import fastJson from 'fast-json-stringify'
 import { ItemSchema, RecommendationSchema } from '../src/schemas/recommendation.ts'
-import type { RecommendationBody } from './types.ts'
+import type { ItemRecommendation, RecommendationBody } from './types.ts'
 
 /** A serialized answer that can be cut to any `limit` without JSON work: `items` is the JSON of
  *  every item joined by commas and `ends[i]` where item i ends in it, so the body for limit L is
@@ -16,8 +16,9 @@ export interface AnswerBody {
   encoded?: { limit: number, bytes: Buffer }
 }
 
-const serializeBody = fastJson(RecommendationSchema as object) as (b: RecommendationBody) => string
-const serializeItem = fastJson(ItemSchema as object) as (i: RecommendationBody['recommendations']['items'][number]) => string
+// The types are the schemas' own (types.ts derives them), so each serializer takes what it encodes.
+const serializeBody: (b: RecommendationBody) => string = fastJson(RecommendationSchema)
+const serializeItem: (i: ItemRecommendation) => string = fastJson(ItemSchema)
 const ITEMS_OPEN = '"items":['
 
 export function toAnswerBody (body: RecommendationBody): AnswerBody {

@@ -1,5 +1,6 @@
 // The contract between the main thread (which fetches) and the scoring worker (which only computes).
 // Everything here is plain data so it crosses the thread boundary by structured clone.
+import type { Recommendation } from '../src/schemas/recommendation.ts'
 
 export interface ScoringWeights {
   searchBase: number
@@ -65,27 +66,9 @@ export interface ScoreTask {
   statsBuffer: SharedArrayBuffer
 }
 
-export interface CategoryScore { category: string, score: number }
-export interface ItemRecommendation { item_id: number, category: string, score: number, reason: string }
-
-export interface RecommendationBody {
-  user_id: number
-  recommendations: {
-    weightage: number
-    search_weight: number
-    purchase_weight: number
-    recommended_categories: string[]
-    explore_categories: string[]
-    category_scores: CategoryScore[]
-    items: ItemRecommendation[]
-  }
-  metadata: {
-    search_count: number
-    purchase_count: number
-    cold_start: boolean
-    model_version: string
-    generated_at: string
-    /** true only on the service's non-personalised fallback answer */
-    degraded: boolean
-  }
-}
+/** The answer's wire shape, derived from its schema (src/schemas/recommendation.ts, which imports
+ *  only TypeBox and framework-free lib/ modules): the worker builds exactly what the route sends.
+ *  A type-only import, so nothing of it is loaded here. */
+export type RecommendationBody = Recommendation
+export type ItemRecommendation = RecommendationBody['recommendations']['items'][number]
+export type CategoryScore = RecommendationBody['recommendations']['category_scores'][number]

@@ -1,11 +1,14 @@
-/** Errors that carry what the client should see: a stable code, an HTTP status and, for overload,
- *  how long to wait. Anything else that reaches the error handler is an unexpected 500. */
+/** Errors that carry what the client should see: a stable code, an HTTP status, for overload how
+ *  long to wait and, where the route's error schema has room for them, extra fields of the body
+ *  (`details`, e.g. the bad entries of a batch). The app's error handler sends all of it (see
+ *  recErrorBody); anything else that reaches it is an unexpected 500. */
 export class RecError extends Error {
   constructor (
     readonly statusCode: number,
     readonly code: string,
     message: string,
-    readonly retryAfterS?: number
+    readonly retryAfterS?: number,
+    readonly details?: Readonly<Record<string, unknown>>
   ) {
     super(message)
     this.name = 'RecError'
@@ -21,6 +24,15 @@ export const unavailable = (what: string, retryAfterS = 2) => new RecError(503, 
 export function errorBody (statusCode: number, code: string, message: string, requestId?: string) {
   return { statusCode, code, error: httpReason(statusCode), message, ...(requestId ? { request_id: requestId } : {}) }
 }
+
+/** The body a RecError is answered with: the common error fields, then its details (which cannot
+ *  replace a common field). */
+export function recErrorBody (err: RecError, requestId?: string): Record<string, unknown> {
+  const body: Record<string, unknown> = errorBody(err.statusCode, err.code, err.message, requestId)
+  for (const [k, v] of Object.entries(err.details ?? {})) if (!COMMON_FIELDS.has(k)) body[k] = v
+  return body
+}
+const COMMON_FIELDS = new Set(['statusCode', 'code', 'error', 'message', 'request_id'])
 
 function httpReason (status: number): string {
   switch (status) {

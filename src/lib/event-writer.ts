@@ -1,51 +1,22 @@
 import type { Pool, PoolConnection, ResultSetHeader } from 'mysql2/promise'
-import { Type, type Static } from 'typebox'
-import { Compile } from 'typebox/compile'
 import { RecError, unavailable } from './errors.ts'
 import { MAX_USER_ID, invalidUserIdsMessage } from './user-id.ts'
-import { UserIdInteger } from '../schemas/common.ts'
+import {
+  MAX_EVENTS_PER_BATCH, checkPurchaseEvent, checkSearchEvent, type EntryError, type EventInput
+} from '../schemas/events.ts'
 import { acquireConnection, timedQuery } from './mysql-deadline.ts'
 
-export const MAX_EVENTS_PER_BATCH = 1000
+// The event schemas (and their compiled checks) are in schemas/events.ts, with the route's.
+export { MAX_EVENTS_PER_BATCH, type EntryError, type EventInput }
 export const MAX_FUTURE_SKEW_MS = 5 * 60_000
 export const MAX_EVENT_AGE_MS = 365 * 86_400_000
-const MAX_ITEM_ID = 4_294_967_295 // items.id is INT UNSIGNED
 
-// The shared id schema, in its JSON-number form: the same range as every other route.
-const UserId = UserIdInteger
-const CategoryName = Type.String({ minLength: 1, maxLength: 64 })
-// RFC 3339 date-time: a date, a time and a zone (Z or ±hh:mm); a local time without zone is ambiguous.
-const At = Type.String({ format: 'date-time', maxLength: 64 })
-
-export const SearchEventSchema = Type.Object({
-  type: Type.Literal('search'),
-  user_id: UserId,
-  category: CategoryName,
-  query: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
-  at: Type.Optional(At)
-}, { additionalProperties: false })
-
-export const PurchaseEventSchema = Type.Object({
-  type: Type.Literal('purchase'),
-  user_id: UserId,
-  item_id: Type.Integer({ minimum: 1, maximum: MAX_ITEM_ID }),
-  category: Type.Optional(CategoryName),
-  at: Type.Optional(At)
-}, { additionalProperties: false })
-
-export const EventSchema = Type.Union([SearchEventSchema, PurchaseEventSchema])
-export type EventInput = Static<typeof EventSchema>
-
-const checkSearch = Compile(SearchEventSchema)
-const checkPurchase = Compile(PurchaseEventSchema)
-
-export interface EntryError { index: number, error: string }
-
-/** A batch with bad entries: every one is named, and nothing was written. */
+/** A batch with bad entries: every one is named (in the body's `entries`, sent by the app's error
+ *  handler as the error's details), and nothing was written. */
 export class InvalidEventsError extends RecError {
   constructor (readonly entries: EntryError[], total: number) {
     super(400, 'REC_ERR_INVALID_EVENTS',
-      `${entries.length} of ${total} event${total === 1 ? ' is' : 's are'} invalid; nothing was stored`)
+      `${entries.length} of ${total} event${total === 1 ? ' is' : 's are'} invalid; nothing was stored`, undefined, { entries })
   }
 }
 
@@ -133,7 +104,7 @@ export class EventWriter {
       const type = (entry as { type?: unknown }).type
       if (type === undefined) return fail(index, 'missing field type ("search" or "purchase")')
       if (type !== 'search' && type !== 'purchase') return fail(index, `type must be "search" or "purchase", got ${preview(type)}`)
-      const validator = type === 'search' ? checkSearch : checkPurchase
+      const validator = type === 'search' ? checkSearchEvent : checkPurchaseEvent
       if (!validator.Check(entry)) return fail(index, describeErrors(validator.Errors(entry), entry))
 
       const ev = entry as EventInput

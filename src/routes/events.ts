@@ -1,29 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
 import type { Config } from '../config.ts'
-import { ErrorSchema } from '../schemas/recommendation.ts'
+import { ErrorSchema } from '../schemas/common.ts'
+import { EventsBody, EventsResponse, InvalidEventsErrorSchema } from '../schemas/events.ts'
 import { adminAuthHook } from '../lib/admin-auth.ts'
-import { RecError, errorBody } from '../lib/errors.ts'
-import { EventWriter, InvalidEventsError } from '../lib/event-writer.ts'
-
-// Entries are checked one by one in lib/event-writer.ts (its TypeBox schemas, then the database),
-// so that a bad batch is answered with every bad entry named rather than with Ajv's first error.
-const EventsBody = Type.Array(Type.Unknown(), { description: 'search and purchase events, 1 to 1000' })
-
-const EventsResponse = Type.Object({
-  stored: Type.Object({ searches: Type.Integer(), purchases: Type.Integer() }),
-  invalidated: Type.Array(Type.Integer()),
-  replicas: Type.Object({ acked: Type.Integer(), expected: Type.Integer() })
-})
-
-const InvalidEventsErrorSchema = Type.Object({
-  statusCode: Type.Integer(),
-  code: Type.String(),
-  error: Type.String(),
-  message: Type.String(),
-  request_id: Type.Optional(Type.String()),
-  entries: Type.Optional(Type.Array(Type.Object({ index: Type.Integer(), error: Type.String() })))
-})
+import { RecError } from '../lib/errors.ts'
+import { EventWriter } from '../lib/event-writer.ts'
 
 /** POST /events: admin-only batch of searches and purchases, stored in one transaction; the users'
  *  cached answers are dropped afterwards, so their next read is recomputed with the new events. */
@@ -38,15 +19,8 @@ const eventRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
       response: { 201: EventsResponse, 400: InvalidEventsErrorSchema, 401: ErrorSchema, 409: ErrorSchema, 503: ErrorSchema }
     }
   }, async (req, reply) => {
-    let stored
-    try {
-      stored = await writer.write(req.body)
-    } catch (err) {
-      if (err instanceof InvalidEventsError) {
-        return reply.code(400).send({ ...errorBody(400, err.code, err.message), entries: err.entries })
-      }
-      throw err
-    }
+    // A bad batch throws InvalidEventsError: the error handler answers it, entries included.
+    const stored = await writer.write(req.body)
 
     let result
     try {

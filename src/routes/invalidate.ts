@@ -1,14 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
 import type { Config } from '../config.ts'
-import { ErrorSchema, INVALIDATE_MAX_IDS, InvalidateBody, UserIdParams } from '../schemas/recommendation.ts'
+import { ErrorSchema, UserIdParams } from '../schemas/common.ts'
+import { INVALIDATE_MAX_IDS, InvalidateBody, InvalidateResponse } from '../schemas/recommendation.ts'
 import { requireUserId, requireUserIds } from '../lib/user-id.ts'
 import { adminAuthHook } from '../lib/admin-auth.ts'
-
-const InvalidateResponse = Type.Object({
-  invalidated: Type.Array(Type.Integer()),
-  replicas: Type.Object({ acked: Type.Integer(), expected: Type.Integer() })
-})
 
 /** Admin routes (see lib/admin-auth.ts). The answer comes once every listening replica has dropped the entries (or the ack timeout
  *  passed), and says how many acknowledged. */

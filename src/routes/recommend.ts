@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Config } from '../config.ts'
-import { ErrorSchema, LimitQuery, RecommendationSchema, UserIdParams } from '../schemas/recommendation.ts'
+import { ErrorSchema, LimitQuery, UserIdParams } from '../schemas/common.ts'
+import { RecommendationSchema } from '../schemas/recommendation.ts'
 import { requireLimit, requireUserId } from '../lib/user-id.ts'
 import { ServerTiming } from '../lib/server-timing.ts'
 import type { Answer } from '../lib/recommender.ts'

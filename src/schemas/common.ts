@@ -1,4 +1,4 @@
-import { Type } from 'typebox'
+import { Type, type TProperties } from 'typebox'
 import { MAX_LIMIT } from '../lib/limits.ts'
 import {
   LIMIT_PATTERN, MAX_USER_ID, USER_ID_PATTERN, USER_ID_RULE, LIMIT_RULE,
@@ -9,13 +9,20 @@ import {
  *  of lib/user-id.ts (same patterns, same bounds); Ajv runs without type coercion, so what a schema
  *  accepts is exactly what the handler reads. */
 
-export const ErrorSchema = Type.Object({
+const errorFields = {
   statusCode: Type.Integer(),
   code: Type.String(),
   error: Type.String(),
   message: Type.String(),
   request_id: Type.Optional(Type.String())
-}, { $id: 'Error' })
+}
+
+/** Every error body: what lib/errors.ts errorBody builds. */
+export const ErrorSchema = Type.Object(errorFields, { $id: 'Error' })
+
+/** The error body of a route whose errors carry more (a RecError's `details`, sent by the app's
+ *  error handler): the common fields, in their order, then `extra`. */
+export const errorSchema = <P extends TProperties>(extra: P) => Type.Object({ ...errorFields, ...extra })
 
 /** Marks the id and limit schemas, so that a validation error on any of them gets the one message
  *  of lib/user-id.ts whatever the route (see inputErrorMessage). Ajv is told it is an annotation. */

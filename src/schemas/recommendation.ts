@@ -1,8 +1,8 @@
 import { Type, type Static } from 'typebox'
-import { ErrorSchema, LimitJson, LimitQuery, LimitString, UserIdParams, userIdArray, userIdCsv } from './common.ts'
+import { LimitJson, LimitString, userIdArray, userIdCsv } from './common.ts'
 
-// The error, id and limit schemas live in ./common.ts; re-exported for the routes that import them here.
-export { ErrorSchema, LimitQuery, UserIdParams }
+// The error, id and limit schemas live in ./common.ts. This module imports only TypeBox and
+// framework-free modules: workers/ takes the answer's schema and type from here.
 
 export const ItemSchema = Type.Object({
   item_id: Type.Integer(),
@@ -58,3 +58,10 @@ export const INVALIDATE_MAX_IDS = 10_000
 export const InvalidateBody = Type.Object({
   user_ids: userIdArray(INVALIDATE_MAX_IDS)
 }, { additionalProperties: false })
+
+/** What an invalidation answers (POST /invalidate-cache, and POST /events after storing): the users
+ *  dropped, and how many replicas acknowledged. */
+export const InvalidateResponse = Type.Object({
+  invalidated: Type.Array(Type.Integer()),
+  replicas: Type.Object({ acked: Type.Integer(), expected: Type.Integer() })
+})
