@@ -256,20 +256,33 @@ t.test('the compose env file is valid configuration and matches the mysql servic
   t.ok(config.MYSQL_POOL_SIZE * 10 + 10 <= maxConn, `10 replicas x MYSQL_POOL_SIZE ${config.MYSQL_POOL_SIZE} fit max-connections ${maxConn}`)
 })
 
-t.test('seed: one-shot, compiled seeder with production dependencies, no compose interpolation in the script', async (t) => {
+t.test('seed: one-shot, compiled seeder with --if-empty and production dependencies, compose interpolation escaped', async (t) => {
   const seed = services.seed!
   const cmd = seed.command as string[]
   t.ok(Array.isArray(cmd))
-  t.equal(cmd[0], 'node', 'runs node, not tsx (a devDependency, absent from the image)')
+  t.same(cmd.slice(0, 2), ['sh', '-c'], 'a shell, so SEED_ARGS splits into options at run time')
+  t.equal(cmd.length, 3, 'one shell script')
   const script = cmd[cmd.length - 1]!
-  t.match(script, /\.\/dist\/scripts\/seed\.js/, 'imports the compiled seeder')
-  t.notMatch(script, /\$/, 'no $ in the script: compose would interpolate it')
+  t.match(script, /^exec node dist\/scripts\/seed\.js /, 'execs node on the compiled seeder (not tsx, a devDependency absent from the image)')
+  t.notMatch(script, /\btsx\b/, 'no tsx')
+  t.match(script, /(^| )--if-empty( |$)/, 'the seeder decides itself: --if-empty (skip when users exist, start a partial seed over)')
+  t.notMatch(script, /--eval|--input-type/, 'no inline program: the policy lives in the seeder')
+  t.notMatch(script.replace(/\$\$/g, ''), /\$/, 'every $ is escaped as $$: compose must not interpolate the script')
+  const run = script.replace(/\$\$/g, '$') // what compose hands the shell
+  t.match(run, /--users "\$\{SEED_USERS\}"/, 'SEED_USERS, from the environment at run time, quoted')
+  t.match(run, / \$\{SEED_ARGS\}$/, 'SEED_ARGS last and unquoted, so its words become options')
+  t.ok(seed.environment && 'SEED_USERS' in seed.environment && 'SEED_ARGS' in seed.environment, 'SEED_USERS and SEED_ARGS are set for the container')
   t.ok(existsSync(join(root, 'scripts', 'seed.ts')), 'scripts/seed.ts exists (compiled to dist/scripts/seed.js)')
-  t.match(read('scripts/seed.ts'), /export async function main \(/, 'seed.ts exports main(argv)')
-  // the seed's dependencies are production dependencies
+  t.match(read('scripts/seed.ts'), /^export \{[^}]*\bmain\b[^}]*\} from '\.\/seed\/cli\.ts'/m, 'seed.ts re-exports main(argv)')
+  t.match(read('scripts/seed.ts'), /if \(isMain\(import\.meta\.url\)\)/, 'seed.ts runs main() as the entry point')
+  t.match(read('scripts/seed/cli.ts'), /export async function main \(/, 'seed/cli.ts defines main(argv)')
+  t.match(read('scripts/seed/cli.ts'), /'if-empty': \{ type: 'boolean' \}/, 'the CLI accepts --if-empty')
+  // the seed's dependencies (its entry point and every module under scripts/seed/) are production dependencies
   const pkg = JSON.parse(read('package.json')) as { dependencies: Record<string, string> }
-  const imports = [...read('scripts/seed.ts').matchAll(/^import .* from '([^.][^']*)'/gm)].map((m) => m[1]!).filter((s) => !s.startsWith('node:'))
-  for (const dep of [...imports, 'mysql2']) t.ok(pkg.dependencies[dep.replace(/\/.*$/, '')] ?? pkg.dependencies[dep.split('/').slice(0, 2).join('/')], `${dep} is a production dependency`)
+  const sources = ['scripts/seed.ts', ...readdirSync(join(root, 'scripts', 'seed')).filter((f) => f.endsWith('.ts')).map((f) => `scripts/seed/${f}`)]
+  t.ok(sources.length > 1, `seed modules: ${sources.join(', ')}`)
+  const imports = sources.flatMap((f) => [...read(f).matchAll(/^import .* from '([^.][^']*)'/gm)].map((m) => m[1]!)).filter((s) => !s.startsWith('node:'))
+  for (const dep of [...new Set([...imports, 'mysql2'])]) t.ok(pkg.dependencies[dep.replace(/\/.*$/, '')] ?? pkg.dependencies[dep.split('/').slice(0, 2).join('/')], `${dep} is a production dependency`)
 })
 
 t.test('bind mounts: every file or directory they reference exists in the repo', async (t) => {

@@ -1,5 +1,5 @@
 // The Docker image runs Node 24; our machines run Node 20. This runs what the image runs under a real
-// Node 24 binary (installed on demand under .cache/node24, see scripts/node24-smoke.ts): the compiled server (tsc with tsconfig.build.json,
+// Node 24 binary (installed on demand under .cache/node24, see tools/node24-smoke.ts): the compiled server (tsc with tsconfig.build.json,
 // as in the Dockerfile's build stage) against real Redis and MySQL/MariaDB, and the compose `seed`
 // service's command exactly as docker-compose.yml writes it, on a database prepared the way the
 // mysql image's initdb prepares it (sql/*.sql applied, schema_migrations empty).
@@ -8,12 +8,12 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync, readdirSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import mysql from 'mysql2/promise'
 import YAML from 'yaml'
-import { buildAppDir, cleanEnv, findNode24, problems, REPO_ROOT, runCommand, smoke, type Node24 } from '../scripts/node24-smoke.ts'
+import { buildAppDir, cleanEnv, findNode24, problems, REPO_ROOT, runCommand, smoke, type Node24 } from '../tools/node24-smoke.ts'
 import { startServices } from './helpers/services.ts'
-import { loadFixture } from './helpers/fixture.ts'
+import { loadFixture } from '../tools/fixture.ts'
 
 // No skip when it is missing: the image's runtime must be proven. The error says how to get it.
 const node: Node24 = findNode24()
@@ -70,7 +70,10 @@ t.test('the compiled server runs under Node 24: /health/ready, GET /recommend/:i
 t.test('the compose seed command, under Node 24, on an initdb-prepared database; a second run is a no-op', async (t) => {
   const compose = YAML.parse(readFileSync(join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { command: string[] }> }
   const command = compose.services.seed!.command
-  t.equal(command[0], 'node', 'the seed command runs node')
+  t.same(command.slice(0, 2), ['sh', '-c'], 'the seed command is a shell line')
+  t.match(command[2], /^exec node dist\/scripts\/seed\.js /, 'which runs the compiled seeder with node')
+  // compose turns $$ into $ before the container's shell sees the line
+  const line = command[2]!.replace(/\$\$/g, '$')
 
   // A database of our own, filled as the mysql image's docker-entrypoint-initdb.d does it.
   const db = `recsvc_test_seed_${process.pid}_${randomBytes(3).toString('hex')}`
@@ -88,9 +91,10 @@ t.test('the compose seed command, under Node 24, on an initdb-prepared database;
   url.pathname = `/${db}`
 
   const run = async () => await new Promise<{ code: number | null, out: string }>((resolve, reject) => {
-    const child = spawn(node.bin, command.slice(1), {
+    const child = spawn('/bin/sh', ['-c', line], {
       cwd: appDir,
-      env: { ...cleanEnv(), MYSQL_URL: url.toString(), SEED_USERS: '60', SEED_ARGS: '--items 300 --concurrency 1' },
+      // the Node 24 binary is the `node` the line finds first, as in the image
+      env: { ...cleanEnv(), PATH: `${dirname(node.bin)}:${process.env.PATH ?? ''}`, MYSQL_URL: url.toString(), SEED_USERS: '60', SEED_ARGS: '--items 300 --concurrency 1' },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     let out = ''

@@ -1,14 +1,16 @@
 // scripts/seed.ts and src/lib/global-stats.ts against a real MySQL/MariaDB: reproducible data, realistic
-// counts and skew, --reset that drops only this project's tables, and the global stats (refresh in SQL,
-// load into the GlobalStats shape and order).
+// counts and skew, --reset that drops only this project's tables, the --if-empty policy (skip a
+// database with users, start an interrupted seed over, seed an empty one), and the global stats
+// (refresh in SQL, load into the GlobalStats shape and order).
 //
 // Uses the server of $MYSQL_URL (else mysql://root@127.0.0.1:3306/) and creates uniquely named
 // databases there, dropped at the end.
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import mysql from 'mysql2/promise'
-import { seed, type SeedOptions } from '../scripts/seed.ts'
-import { loadGlobalStats, refreshGlobalStats } from '../src/lib/global-stats.ts'
+import { main as seedMain, seed, type SeedOptions } from '../scripts/seed.ts'
+import { loadGlobalStats } from '../src/lib/global-stats-load.ts'
+import { refreshGlobalStats } from '../src/lib/global-stats-refresh.ts'
 import { migrate } from '../src/lib/migrations.ts'
 import type { GlobalStats } from '../workers/types.ts'
 
@@ -159,6 +161,113 @@ t.test('reset drops only the project tables; seeding a non-empty database withou
   t.same(rows.map((r) => r.note), ['still here'], 'the unrelated table and its row survived')
   t.equal(await count('users'), 300, 'project tables were re-created and re-seeded')
   await db.query('DROP TABLE unrelated_keep')
+})
+
+async function countsIn (conn: mysql.Connection): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  for (const table of DATA_TABLES) {
+    const [rows] = await conn.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${table}`)
+    out[table] = Number(rows[0]!.n)
+  }
+  return out
+}
+
+async function checksumsIn (conn: mysql.Connection): Promise<Record<string, string>> {
+  const [sums] = await conn.query<mysql.RowDataPacket[]>(`CHECKSUM TABLE ${DATA_TABLES.join(', ')}`)
+  return Object.fromEntries(sums.map((r) => [String(r.Table).split('.').pop()!, String(r.Checksum)]))
+}
+
+t.test('--if-empty: a database with users is left alone', async (t) => {
+  const before = await fingerprint()
+  const counts = await countsIn(db)
+  t.equal(counts.users, 300, 'starts from the seeded base data')
+  const lines: string[] = []
+  const r = await seed({ ...BASE, users: 50, seed: 7, ifEmpty: true, log: (l) => lines.push(l) })
+  t.equal(r.skipped, true, 'skipped')
+  if (r.skipped) t.equal(r.existingUsers, 300, 'reports the users it found')
+  t.equal(r.rows, 0, 'wrote nothing')
+  t.match(lines.join('\n'), /database already has 300 users; nothing to do/)
+  t.same(await countsIn(db), counts, 'row counts unchanged')
+  t.same(await fingerprint(), before, 'rows unchanged')
+
+  const again = await seed({ ...BASE, ifEmpty: true, reset: true })
+  t.equal(again.skipped, true, 'with reset as well, a database with users is still skipped')
+  // the flag docker-compose passes
+  await seedMain(['--if-empty', '--mysql-url', main.url, '--users', '5', '--items', '5'])
+  t.same(await fingerprint(), before, 'the CLI with --if-empty changed nothing either')
+})
+
+t.test('--if-empty: categories and items without users (an interrupted seed) start over', async (t) => {
+  const opts: SeedOptions = { ...BASE, users: 120, items: 150, categories: 8 }
+  const ref = await createDb('ifempty_ref')
+  conns.push(ref.conn)
+  await seed({ ...opts, mysqlUrl: ref.url })
+
+  const part = await createDb('ifempty_partial')
+  conns.push(part.conn)
+  await migrate(part.url)
+  // ids and a name that collide with what the seed writes: loading over them would skip or fail
+  await part.conn.query("INSERT INTO categories (id, name) VALUES (1, 'leftover'), (5, 'books'), (99, 'stray')")
+  await part.conn.query("INSERT INTO items (id, category_id, name) VALUES (1, 1, 'old'), (2, 5, 'older'), (500, 99, 'stray')")
+  await part.conn.query('CREATE TABLE unrelated_keep (id INT PRIMARY KEY)')
+  await part.conn.query('INSERT INTO unrelated_keep VALUES (1)')
+
+  const lines: string[] = []
+  const r = await seed({ ...opts, mysqlUrl: part.url, ifEmpty: true, log: (l) => lines.push(l) })
+  t.equal(r.skipped, false, 'not skipped')
+  if (!r.skipped) t.equal(r.reset, true, 'reset first')
+  t.match(lines.join('\n'), /no users but rows in categories, items: an interrupted seed/, 'says why')
+  t.match(lines.join('\n'), /dropped this project's tables/, 'says it dropped the tables')
+  t.same(await countsIn(part.conn), await countsIn(ref.conn), 'the same counts as a seed of an empty database')
+  t.equal((await countsIn(part.conn)).users, 120, 'the requested users')
+  const [dups] = await part.conn.query<mysql.RowDataPacket[]>(`SELECT
+    (SELECT COUNT(*) - COUNT(DISTINCT id) FROM categories) + (SELECT COUNT(*) - COUNT(DISTINCT name) FROM categories)
+    + (SELECT COUNT(*) - COUNT(DISTINCT id) FROM items) + (SELECT COUNT(*) - COUNT(DISTINCT id) FROM users) AS dups,
+    (SELECT COUNT(*) FROM categories WHERE name IN ('leftover', 'stray') OR id = 99) AS leftover_categories,
+    (SELECT COUNT(*) FROM items WHERE name IN ('old', 'older', 'stray') OR id = 500) AS leftover_items`)
+  t.equal(Number(dups[0]!.dups), 0, 'no duplicate keys')
+  t.equal(Number(dups[0]!.leftover_categories), 0, 'no leftover categories')
+  t.equal(Number(dups[0]!.leftover_items), 0, 'no leftover items')
+  t.same(await checksumsIn(part.conn), await checksumsIn(ref.conn), 'rows identical to a seed of an empty database')
+  const [keep] = await part.conn.query<mysql.RowDataPacket[]>('SELECT id FROM unrelated_keep')
+  t.same(keep.map((x) => x.id), [1], 'only this project\'s tables were dropped')
+})
+
+t.test('--if-empty: an empty database, one without tables, and a missing one are seeded', async (t) => {
+  const opts: SeedOptions = { ...BASE, users: 40, items: 60, categories: 6, ifEmpty: true }
+  const check = async (t: Test, url: string, conn: mysql.Connection) => {
+    const lines: string[] = []
+    const r = await seed({ ...opts, mysqlUrl: url, log: (l) => lines.push(l) })
+    t.equal(r.skipped, false, 'seeded')
+    if (!r.skipped) t.equal(r.reset, false, 'nothing to reset')
+    t.match(lines.join('\n'), /--if-empty: database is empty/)
+    t.equal(r.users, 40)
+    const c = await countsIn(conn)
+    t.same([c.users, c.items, c.categories], [40, 60, 6], 'the requested rows')
+    t.ok(c.searches! > 0 && c.purchases! > 0, 'with events')
+  }
+
+  const migrated = await createDb('ifempty_migrated')
+  conns.push(migrated.conn)
+  await migrate(migrated.url)
+  await t.test('migrated, all tables empty', (t) => check(t, migrated.url, migrated.conn))
+
+  const bare = await createDb('ifempty_bare')
+  conns.push(bare.conn)
+  await t.test('no tables yet', (t) => check(t, bare.url, bare.conn))
+
+  const name = `${prefix}_ifempty_new`
+  created.push(name)
+  const url = dbUrl(name)
+  await t.test('no database yet', async (t) => {
+    const lines: string[] = []
+    const r = await seed({ ...opts, mysqlUrl: url, log: (l) => lines.push(l) })
+    t.equal(r.skipped, false, 'seeded')
+    t.match(lines.join('\n'), /--if-empty: database is empty/)
+    const conn = await mysql.createConnection({ uri: url, timezone: 'Z' })
+    conns.push(conn)
+    t.equal((await countsIn(conn)).users, 40)
+  })
 })
 
 t.test('refreshGlobalStats fills the stats tables from the seeded events', async (t) => {

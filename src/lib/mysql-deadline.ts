@@ -1,4 +1,4 @@
-import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise'
+import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise'
 import { RecError, unavailable } from './errors.ts'
 import { withTimeout } from './timeout.ts'
 
@@ -17,7 +17,7 @@ export async function acquireConnection (pool: Pool, timeoutMs: number): Promise
 
 /** One statement under `timeoutMs`: mysql2's own timeout ends the wait, and a race a little later
  *  is the backstop. After a timeout the connection's state is unknown: callers destroy it. */
-export async function timedQuery<T> (conn: PoolConnection, sql: string, values: unknown, timeoutMs: number, prepared = false): Promise<T[]> {
+export async function timedQuery<T> (conn: Connection, sql: string, values: unknown, timeoutMs: number, prepared = false): Promise<T[]> {
   const run = prepared
     ? conn.execute<RowDataPacket[]>({ sql, timeout: timeoutMs }, values as never)
     : conn.query<RowDataPacket[]>({ sql, timeout: timeoutMs }, values as never)

@@ -3,7 +3,8 @@ import fp from 'fastify-plugin'
 import client from 'prom-client'
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise'
 import { statsRefreshSettings, type Config } from '../config.ts'
-import { loadGlobalStats, refreshGlobalStats, STATS_META_NAME } from '../lib/global-stats.ts'
+import { loadGlobalStats } from '../lib/global-stats-load.ts'
+import { refreshGlobalStats, STATS_META_NAME } from '../lib/global-stats-refresh.ts'
 import { withTimeout } from '../lib/timeout.ts'
 import type { GlobalStats } from '../../workers/types.ts'
 
@@ -79,7 +80,9 @@ export default fp(async function statsPlugin (app, opts: { config: Config }) {
   for (const result of ['ok', 'failed', 'skipped_locked']) refreshes.inc({ result }, 0)
 
   const load = async () => {
-    const stats = await withTimeout(loadGlobalStats(app.mysql, { itemsPerCategory: c.STATS_ITEMS_PER_CATEGORY }), c.STATS_LOAD_TIMEOUT_MS, 'global statistics')
+    // The outer bound is the whole load's; the inner one (per statement) keeps a timed-out
+    // connection out of the pool.
+    const stats = await withTimeout(loadGlobalStats(app.mysql, { itemsPerCategory: c.STATS_ITEMS_PER_CATEGORY, timeoutMs: c.STATS_LOAD_TIMEOUT_MS }), c.STATS_LOAD_TIMEOUT_MS, 'global statistics')
     const bytes = Buffer.from(JSON.stringify(stats), 'utf8')
     const buffer = new SharedArrayBuffer(bytes.length)
     new Uint8Array(buffer).set(bytes)

@@ -1,5 +1,5 @@
-// Global statistics the scorer needs: item popularity, category popularity and category
-// co-occurrence. Recomputed in SQL (never per request) and read whole into memory.
+// Recomputing the global statistics the scorer needs (item popularity, category popularity and
+// category co-occurrence) in SQL, never per request; global-stats-load.ts reads them into memory.
 //
 // refreshGlobalStats builds the new figures in session temporary tables first (the long part: full
 // scans of searches and purchases, at READ COMMITTED so the scans take no row locks and never hold up
@@ -10,7 +10,6 @@
 // Connection.
 
 import type { Connection, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise'
-import type { GlobalStats, PopularItem } from '../../workers/types.ts'
 import { configDefault, statsRefreshSettings } from '../config.ts'
 
 export type StatsDb = Pool | Connection | PoolConnection
@@ -42,11 +41,6 @@ export interface RefreshResult {
   categories: number
   pairs: number
   ms: number
-}
-
-export interface LoadOptions {
-  /** popular items kept per category (default 200) */
-  itemsPerCategory?: number
 }
 
 export const STATS_META_NAME = 'global'
@@ -314,68 +308,5 @@ export async function refreshGlobalStats (db: StatsDb, opts: RefreshOptions = {}
       await conn.query(`SET SESSION TRANSACTION ISOLATION LEVEL ${isolation.replace(/-/g, ' ')}`).catch(() => {})
       if (tmp) await conn.query('SET SESSION tmp_table_size = ?, max_heap_table_size = ?', [tmp.t, tmp.h]).catch(() => {})
     }
-  })
-}
-
-// Code-unit order, as in workers/scoring.ts: locale-independent, so every replica agrees.
-const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
-
-/** Reads the stats tables into the GlobalStats shape, all from one consistent snapshot.
- *  Every category appears in categoryPopularity (score 0 when it has no row yet), and has an entry
- *  (possibly empty) in itemsByCategory and cooccurrence. */
-export async function loadGlobalStats (db: StatsDb, opts: LoadOptions = {}): Promise<GlobalStats> {
-  const perCategory = Math.floor(opts.itemsPerCategory ?? 200)
-  if (!Number.isFinite(perCategory) || perCategory < 0) throw new RangeError(`itemsPerCategory must be >= 0 (got ${opts.itemsPerCategory})`)
-
-  return borrow(db, async (conn) => {
-    let cats: RowDataPacket[]
-    let items: RowDataPacket[]
-    let pairs: RowDataPacket[]
-    await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT')
-    try {
-      ;[cats] = await conn.query<RowDataPacket[]>(`SELECT c.id, c.name, COALESCE(p.score, 0) AS score
-        FROM categories c LEFT JOIN category_popularity p ON p.category_id = c.id`)
-      ;[items] = perCategory === 0
-        ? [[]]
-        : await conn.query<RowDataPacket[]>(`SELECT item_id, category_id, score FROM (
-            SELECT item_id, category_id, score,
-                   ROW_NUMBER() OVER (PARTITION BY category_id ORDER BY score DESC, item_id) AS rn
-            FROM item_popularity
-          ) r WHERE rn <= ?`, [perCategory])
-      ;[pairs] = await conn.query<RowDataPacket[]>('SELECT category_a, category_b, users FROM category_cooccurrence')
-      await conn.query('COMMIT')
-    } catch (err) {
-      await conn.query('ROLLBACK').catch(() => {})
-      throw err
-    }
-
-    const names = new Map<number, string>()
-    for (const c of cats) names.set(Number(c.id), String(c.name))
-
-    const categoryPopularity = cats
-      .map((c) => ({ category: String(c.name), score: Number(c.score) }))
-      .sort((a, b) => b.score - a.score || byName(a.category, b.category))
-
-    const itemsByCategory: Record<string, PopularItem[]> = {}
-    const cooccurrence: Record<string, Array<{ category: string, users: number }>> = {}
-    for (const { category } of categoryPopularity) {
-      itemsByCategory[category] = []
-      cooccurrence[category] = []
-    }
-    for (const r of items) {
-      const category = names.get(Number(r.category_id))
-      if (category === undefined) continue
-      itemsByCategory[category]!.push({ itemId: Number(r.item_id), category, score: Number(r.score) })
-    }
-    for (const list of Object.values(itemsByCategory)) list.sort((a, b) => b.score - a.score || a.itemId - b.itemId)
-    for (const r of pairs) {
-      const a = names.get(Number(r.category_a))
-      const b = names.get(Number(r.category_b))
-      if (a === undefined || b === undefined) continue
-      cooccurrence[a]!.push({ category: b, users: Number(r.users) })
-    }
-    for (const list of Object.values(cooccurrence)) list.sort((x, y) => y.users - x.users || byName(x.category, y.category))
-
-    return { categoryPopularity, cooccurrence, itemsByCategory }
   })
 }
