@@ -21,14 +21,14 @@
 //
 // --app-dir runs the same scenarios against another checkout of the project (with node_modules and
 // a built dist/, or pass --build), e.g. a worktree of the code before a change. The stack code
-// (scripts/stack/start.ts) and the server are that checkout's; the load generator, the samplers and
+// (tools/stack/start.ts) and the server are that checkout's; the load generator, the samplers and
 // the store ceiling are this one's. The state directory (databases) is per checkout under
 // /tmp/recsvc-bench-state/; the first start seeds --users users (--fresh wipes it first).
 // Results: Markdown tables on stdout, progress on stderr, JSON in bench/results/.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs'
-import { freePort } from '../scripts/stack/ports.ts'
+import { freePort } from '../tools/servers/ports.ts'
 import { availableParallelism, loadavg } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -36,7 +36,7 @@ import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import mysql from 'mysql2/promise'
-import type { Stack, StackOptions } from '../scripts/stack.ts'
+import type { Stack, StackOptions } from '../tools/stack.ts'
 import { permutation, zipf, zipfHeadShare } from './zipf.ts'
 
 // ---------------------------------------------------------------- arguments
@@ -202,7 +202,8 @@ function cleanEnv (): { env: NodeJS.ProcessEnv, stripped: string[] } {
 
 type StartStack = (options: StackOptions) => Promise<Stack>
 async function loadStartStack (): Promise<StartStack> {
-  const file = join(appDir, 'scripts', 'stack', 'start.ts')
+  // tools/stack/ since the toolkit split; older checkouts keep it under scripts/stack/
+  const file = [join(appDir, 'tools', 'stack', 'start.ts'), join(appDir, 'scripts', 'stack', 'start.ts')].find((f) => existsSync(f)) ?? join(appDir, 'tools', 'stack', 'start.ts')
   if (!existsSync(file)) throw new Error(`${file} not found: --app-dir must be a checkout of this project`)
   const mod = await import(pathToFileURL(file).href) as { startStack?: StartStack }
   if (typeof mod.startStack !== 'function') throw new Error(`${file} exports no startStack`)

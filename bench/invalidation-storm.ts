@@ -17,7 +17,7 @@ import { L1Cache } from '../src/lib/l1-cache.ts'
 import { L2Cache } from '../src/lib/l2-cache.ts'
 import { AnswerLifetimes } from '../src/lib/cached-answer.ts'
 import { Recommender, type RecommenderDeps } from '../src/lib/recommender.ts'
-import { startRedis } from '../test/helpers/services.ts'
+import { startRedis } from '../tools/servers/throwaway.ts'
 
 const { values: args } = parseArgs({
   options: {

@@ -7,8 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { startServices, getFreePort } from '../test/helpers/services.ts'
-import { loadFixture, FIXTURE_USERS } from '../test/helpers/fixture.ts'
+import { freePort } from '../tools/servers/ports.ts'
+import { startServices } from '../tools/servers/throwaway.ts'
+import { loadFixture, FIXTURE_USERS } from '../tools/fixture.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -68,7 +69,7 @@ try {
     NODE_ENV: 'production'
   }
   const sample = await (async () => {
-    const port = await getFreePort()
+    const port = await freePort()
     const p = await startProcess(['dist/src/server.js'], baseEnv, port)
     const body = await (await fetch(`http://127.0.0.1:${port}/recommend/7`)).text()
     await stop(p)
@@ -91,7 +92,7 @@ try {
 
   const rows: Array<{ name: string, rps: number, p50: number, p99: number, bad: number }> = []
   for (const s of scenarios) {
-    const port = await getFreePort()
+    const port = await freePort()
     const child = await startProcess(s.cmd, s.env, port)
     try {
       await load(port, s.paths, 1) // warm-up: fills caches, JIT

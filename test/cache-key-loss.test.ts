@@ -4,7 +4,7 @@ import { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import { startServices, uniquePrefix } from './helpers/services.ts'
 import { buildReplicas, adminHeaders, holdLoads } from './helpers/app.ts'
-import { loadFixture, FIXTURE_USERS } from './helpers/fixture.ts'
+import { loadFixture, FIXTURE_USERS } from '../tools/fixture.ts'
 
 // Redis may drop any key at any time (compose runs it with allkeys-lru). Whatever it drops, no
 // replica may serve an answer older than an acknowledged event: every event here is a search, so

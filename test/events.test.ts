@@ -1,7 +1,7 @@
 import t from 'tap'
 import mysql from 'mysql2/promise'
 import { adminHeaders, ADMIN_TOKEN, withApp } from './helpers/app.ts'
-import { DAY, MISSING_USER } from './helpers/fixture.ts'
+import { DAY, MISSING_USER } from '../tools/fixture.ts'
 
 const { app, services } = await withApp(t)
 

@@ -6,7 +6,7 @@ import { L1Cache } from '../src/lib/l1-cache.ts'
 import type { CachedAnswer } from '../src/lib/cached-answer.ts'
 import { startServices, uniquePrefix } from './helpers/services.ts'
 import { buildReplicas, adminHeaders, waitFor, holdLoads } from './helpers/app.ts'
-import { loadFixture } from './helpers/fixture.ts'
+import { loadFixture } from '../tools/fixture.ts'
 
 // What a fill may write into a replica's LRU: nothing if the user was dropped since it began, or
 // if it is older than the invalidation memory; and never as fresh if it began before a

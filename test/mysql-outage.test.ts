@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { startServices, uniquePrefix } from './helpers/services.ts'
 import { buildTestApp, waitFor } from './helpers/app.ts'
-import { loadFixture, MISSING_USER } from './helpers/fixture.ts'
+import { loadFixture, MISSING_USER } from '../tools/fixture.ts'
 
 // Its own MariaDB, so the test can pause, stop and restart it. Short freshness so cached answers
 // go stale during the test; the grace period keeps them servable.

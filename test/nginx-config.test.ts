@@ -1,4 +1,4 @@
-// nginx/nginx.conf.template as rendered by scripts/nginx-config.ts: every variant passes the real
+// nginx/nginx.conf.template as rendered by tools/nginx-config.ts: every variant passes the real
 // binary's `nginx -t`, carries the settings the service relies on, and the committed compose
 // renderings are up to date. Then the real nginx runs a local rendering in front of two fake
 // upstreams to prove the behaviour: retries on connection errors for GET but never for POST, an
@@ -18,7 +18,7 @@ import { delimiter, join } from 'node:path'
 import {
   CAPACITY_DEFAULTS, COMPOSE_DEFAULTS, RATE_LIMIT_DEFAULTS, UPSTREAM_DEFAULTS, committedVariants,
   rateLimitFromEnv, renderNginxConfig, templatePath, type NginxConfigOptions
-} from '../scripts/nginx-config.ts'
+} from '../tools/nginx-config.ts'
 import { getFreePort } from './helpers/services.ts'
 
 function findNginx (): string | undefined {

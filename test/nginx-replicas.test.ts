@@ -1,4 +1,4 @@
-// End to end through the real nginx binary and three real API processes (scripts/stack.ts with
+// End to end through the real nginx binary and three real API processes (tools/stack.ts with
 // nginx on, config rendered from nginx/nginx.conf.template in local mode), on a Redis and a MySQL of
 // the test's own: load balancing, cross-replica invalidation through the proxy, a replica killed
 // under load and a rolling restart under load, both with zero failed client requests.

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { adminHeaders, scoringsOf, withApp } from './helpers/app.ts'
-import { COLD_USER, MISSING_USER } from './helpers/fixture.ts'
+import { COLD_USER, MISSING_USER } from '../tools/fixture.ts'
 
 const { app } = await withApp(t)
 

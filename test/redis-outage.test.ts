@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startServices, uniquePrefix } from './helpers/services.ts'
 import { buildTestApp, waitFor } from './helpers/app.ts'
-import { loadFixture } from './helpers/fixture.ts'
+import { loadFixture } from '../tools/fixture.ts'
 
 // Its own Redis, so the test can stop and restart it.
 const services = await startServices({ ownRedis: true })

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream'
 import { startServices, uniquePrefix } from './helpers/services.ts'
 import { buildApp } from '../src/app.ts'
 import { loadConfig, type Config } from '../src/config.ts'
-import { loadFixture } from './helpers/fixture.ts'
+import { loadFixture } from '../tools/fixture.ts'
 
 const services = await startServices()
 t.teardown(() => services.stop())

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startServices, uniquePrefix } from './helpers/services.ts'
 import { buildTestApp, waitFor } from './helpers/app.ts'
-import { loadFixture } from './helpers/fixture.ts'
+import { loadFixture } from '../tools/fixture.ts'
 import type { FastifyInstance } from 'fastify'
 import { serialize } from 'node:v8'
 import { setImmediate } from 'node:timers/promises'

@@ -1,11 +1,11 @@
-// The one-machine stack (scripts/stack.ts): starts its own Redis and MariaDB in a temp state dir,
+// The one-machine stack (tools/stack.ts): starts its own Redis and MariaDB in a temp state dir,
 // seeds a small data set, builds and runs two replicas, and leaves nothing behind after stop().
 import t, { type Test } from 'tap'
 import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mysql from 'mysql2/promise'
-import { startStack, type Stack } from '../scripts/stack.ts'
+import { startStack, type Stack } from '../tools/stack.ts'
 
 const stateDir = await mkdtemp(join(tmpdir(), 'recsvc-stack-'))
 const lines: string[] = []

@@ -3,7 +3,7 @@ import mysql from 'mysql2/promise'
 import type { FastifyInstance } from 'fastify'
 import { startServices, uniquePrefix } from './helpers/services.ts'
 import { buildReplicas, buildTestApp, waitFor } from './helpers/app.ts'
-import { loadFixture } from './helpers/fixture.ts'
+import { loadFixture } from '../tools/fixture.ts'
 
 // A refresh is made slow for real: another session holds LOCK TABLES purchases WRITE, so the
 // refresh's first scan of purchases waits on the table lock (reading the stats tables does not).

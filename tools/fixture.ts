@@ -1,6 +1,6 @@
 import mysql from 'mysql2/promise'
-import { migrate } from '../../src/lib/migrations.ts'
-import { refreshGlobalStats } from '../../src/lib/global-stats.ts'
+import { migrate } from '../src/lib/migrations.ts'
+import { refreshGlobalStats } from '../src/lib/global-stats-refresh.ts'
 
 export const DAY = 86_400_000
 

@@ -18,7 +18,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { isMain } from './lib/is-main.ts'
+import { isMain } from '../scripts/lib/is-main.ts'
 
 /** Per-client-IP protection: the only place these numbers are written down. */
 export const RATE_LIMIT_DEFAULTS = Object.freeze({

@@ -2,7 +2,7 @@
 // so this runs the *compiled* server (tsc output, as in the image) under a real Node 24 binary against
 // real Redis and MySQL/MariaDB, and checks /health/ready and GET /recommend/:id.
 //
-//   npx tsx scripts/node24-smoke.ts [--app-dir DIR] [--no-build] [--user-id N] [--keep]
+//   npx tsx tools/node24-smoke.ts [--app-dir DIR] [--no-build] [--user-id N] [--keep]
 //
 // The Node 24 binary comes from the `node@24` devDependency (its preinstall fetches the platform
 // package `node-<os>-<arch>` from the npm registry and links node_modules/node/bin/node), or from
@@ -16,11 +16,13 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, accessSync, constants as fsConstants } from 'node:fs'
 import { copyFile, mkdir, rm, symlink } from 'node:fs/promises'
-import net from 'node:net'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { isMain } from './lib/is-main.ts'
+import { isMain } from '../scripts/lib/is-main.ts'
+import { loadFixture } from './fixture.ts'
+import { freePort } from './servers/ports.ts'
+import { startServices } from './servers/throwaway.ts'
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const REQUIRED_MAJOR = 24
@@ -99,17 +101,6 @@ export async function buildAppDir (appDir: string): Promise<string> {
   await copyFile(join(REPO_ROOT, 'package.json'), join(appDir, 'package.json'))
   await symlink(join(REPO_ROOT, 'sql'), join(appDir, 'sql'), 'dir')
   return out
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      srv.close(() => resolve(typeof addr === 'object' && addr !== null ? addr.port : 0))
-    })
-  })
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -272,13 +263,6 @@ export function problems (r: SmokeResult, userId = 1): string[] {
 // ---------------------------------------------------------------------------------------------
 // CLI
 
-/** What this script uses of test/helpers/services.ts (declared here, see main). */
-interface Services {
-  redis: { url: string }
-  mysql: { url: string }
-  stop (): Promise<void>
-}
-
 async function main (): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -303,12 +287,7 @@ async function main (): Promise<number> {
   }
   if (!existsSync(join(appDir, 'dist', 'src', 'server.js'))) throw new Error(`${join(appDir, 'dist', 'src', 'server.js')} not found; run npm run build`)
 
-  // test/ helpers: real servers (or REDIS_URL / MYSQL_URL) and the small fixture. The specifiers are
-  // not literals on purpose: tsconfig.build.json compiles scripts/, and a literal import would pull
-  // test/ into the build (and break the Docker build, whose context has no test/).
-  const helpers = (name: string) => new URL(`../test/helpers/${name}`, import.meta.url).href
-  const { startServices } = await import(helpers('services.ts')) as { startServices: () => Promise<Services> }
-  const { loadFixture } = await import(helpers('fixture.ts')) as { loadFixture: (mysqlUrl: string) => Promise<void> }
+  // Real servers (or REDIS_URL / MYSQL_URL) from the toolkit, and the tests' small fixture.
   const services = await startServices()
   try {
     await loadFixture(services.mysql.url)

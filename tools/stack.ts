@@ -3,7 +3,7 @@
 // Starts (or reuses) Redis and MariaDB/MySQL with their state under .stack/, creates the database,
 // applies migrations, seeds demo data into an empty database, builds, runs N API replicas on
 // consecutive ports, and the real nginx binary in front of them on --port (8080), with a config
-// rendered from nginx/nginx.conf.template (scripts/nginx-config.ts, local mode), as in compose.
+// rendered from nginx/nginx.conf.template (tools/nginx-config.ts, local mode), as in compose.
 // Ctrl-C stops everything it started, and nothing else.
 //
 //   npm run stack -- [--replicas N] [--api-base-port P] [--users N] [--fresh] [--port P]
@@ -13,10 +13,10 @@
 // startStack() is the same thing as a function, for tests (nginx only with `nginx: true` there),
 // with killReplica/startReplica/restartReplica for failure and rolling-restart tests.
 //
-// The parts live in scripts/stack/: start.ts (start-up and stop order), redis.ts, mysql.ts, seed.ts,
+// The parts live in tools/stack/: start.ts (start-up and stop order), redis.ts, mysql.ts, seed.ts,
 // api.ts (replicas), nginx.ts, binaries.ts (find/install), processes.ts, state-dir.ts, cli.ts.
 
-import { isMain } from './lib/is-main.ts'
+import { isMain } from '../scripts/lib/is-main.ts'
 import { main } from './stack/cli.ts'
 
 export { StackError } from './stack/errors.ts'

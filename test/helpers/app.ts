@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { startServices, uniquePrefix, type Services, type ServicesOptions } from './services.ts'
-import { loadFixture } from './fixture.ts'
+import { loadFixture } from '../../tools/fixture.ts'
 import { buildApp } from '../../src/app.ts'
 import { loadConfig, type Config } from '../../src/config.ts'
 

@@ -2,7 +2,7 @@ import t from 'tap'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startStack, type Stack } from '../../scripts/stack.ts'
+import { startStack, type Stack } from '../../tools/stack.ts'
 import { uniquePrefix, type Services } from './services.ts'
 
 /** `npm run stack`'s topology for an end-to-end test: N replicas (from src/ through tsx, so no

@@ -10,7 +10,7 @@ import { StackError } from './errors.ts'
 import { compactPino, rel, secs } from './format.ts'
 import { answers200 } from './http-probe.ts'
 import type { StackOptions } from './options.ts'
-import { freePort, portFree } from './ports.ts'
+import { freePort, portFree } from '../servers/ports.ts'
 import type { Proc } from './processes.ts'
 
 /** Replica i's port: basePort + i, or any free ports for basePort 0. Checked before anything is

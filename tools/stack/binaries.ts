@@ -3,43 +3,15 @@
 // apt-get when allowed and root, or a StackError saying how to install them.
 
 import { spawnSync } from 'node:child_process'
-import { statSync } from 'node:fs'
-import { delimiter, join } from 'node:path'
+import { findBinary, findMysqlBinaries, type MysqlBinaries } from '../servers/binaries.ts'
+import { mysqlAnswers } from '../servers/mysql.ts'
+import { redisAnswers } from '../servers/redis.ts'
 import { StackError } from './errors.ts'
-import { mysqlAnswers } from './mysql.ts'
 import type { Runner } from './processes.ts'
-import { redisAnswers } from './redis.ts'
-
-const SBIN = ['/usr/sbin', '/usr/local/sbin', '/sbin', '/usr/local/bin', '/opt/homebrew/bin', '/opt/homebrew/sbin', '/usr/local/mysql/bin']
-
-function findBin (...names: string[]): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), ...SBIN]
-  for (const name of names) {
-    for (const dir of dirs) {
-      const p = join(dir, name)
-      try {
-        if (statSync(p).isFile()) return p
-      } catch {}
-    }
-  }
-  return undefined
-}
-
-export interface MysqlBins { server: string, flavor: 'mariadb' | 'mysql', installDb?: string }
-
-function findMysqlBins (): MysqlBins | undefined {
-  const mariadbd = findBin('mariadbd')
-  if (mariadbd) return { server: mariadbd, flavor: 'mariadb', installDb: findBin('mariadb-install-db', 'mysql_install_db') }
-  const mysqld = findBin('mysqld')
-  if (!mysqld) return undefined
-  const version = spawnSync(mysqld, ['--version'], { encoding: 'utf8' }).stdout ?? ''
-  if (/mariadb/i.test(version)) return { server: mysqld, flavor: 'mariadb', installDb: findBin('mariadb-install-db', 'mysql_install_db') }
-  return { server: mysqld, flavor: 'mysql' }
-}
 
 export interface Binaries {
   redisBin: string | undefined
-  mysqlBins: MysqlBins | undefined
+  mysqlBins: MysqlBinaries | undefined
   nginxBin: string | undefined
   /** The system's Redis/MySQL, used when its server binary is missing. */
   reuseRedis: string | undefined
@@ -50,8 +22,8 @@ export async function findBinaries (runner: Runner, log: (msg: string) => void, 
   const { withNginx, baseEnv } = opts
   const wantRedis = !opts.redisUrl
   const wantMysql = !opts.mysqlUrl
-  let redisBin = wantRedis ? findBin('redis-server') : undefined
-  let mysqlBins = wantMysql ? findMysqlBins() : undefined
+  let redisBin = wantRedis ? findBinary('redis-server') : undefined
+  let mysqlBins = wantMysql ? findMysqlBinaries() : undefined
   let reuseRedis: string | undefined
   let reuseMysql: string | undefined
   if (wantRedis && !redisBin && await redisAnswers('redis://127.0.0.1:6379')) {
@@ -62,22 +34,22 @@ export async function findBinaries (runner: Runner, log: (msg: string) => void, 
     reuseMysql = 'mysql://root@127.0.0.1:3306/recsvc'
     log('mariadbd/mysqld not installed, but a MySQL answers on 127.0.0.1:3306 as root: reusing it (the stack will not stop it)')
   }
-  let nginxBin = withNginx ? findBin('nginx') : undefined
+  let nginxBin = withNginx ? findBinary('nginx') : undefined
   const missing: string[] = []
   if (wantRedis && !redisBin && !reuseRedis) missing.push('redis-server')
   if (wantMysql && !reuseMysql && (!mysqlBins || (mysqlBins.flavor === 'mariadb' && !mysqlBins.installDb))) missing.push('mariadb-server')
   if (withNginx && !nginxBin) missing.push('nginx-light')
   if (missing.length) {
     const isRoot = process.getuid?.() === 0
-    if (opts.install && isRoot && findBin('apt-get')) {
+    if (opts.install && isRoot && findBinary('apt-get')) {
       // nginx-light (core modules only) where the distribution still has it, nginx elsewhere.
       const pkgs = missing.map((m) => m === 'nginx-light' && spawnSync('apt-cache', ['show', 'nginx-light'], { stdio: 'ignore' }).status !== 0 ? 'nginx' : m)
       const cmd = `apt-get update && apt-get install -y ${pkgs.join(' ')}`
       log(`missing ${missing.join(', ')}; installing: ${cmd}`)
       await runner.run('apt', 'sh', ['-c', cmd], { env: { ...baseEnv, DEBIAN_FRONTEND: 'noninteractive' } })
-      redisBin = wantRedis && !reuseRedis ? findBin('redis-server') : undefined
-      mysqlBins = wantMysql && !reuseMysql ? findMysqlBins() : undefined
-      nginxBin = withNginx ? findBin('nginx') : undefined
+      redisBin = wantRedis && !reuseRedis ? findBinary('redis-server') : undefined
+      mysqlBins = wantMysql && !reuseMysql ? findMysqlBinaries({ fresh: true }) : undefined
+      nginxBin = withNginx ? findBinary('nginx') : undefined
     } else {
       const cmd = `apt-get update && apt-get install -y ${missing.join(' ')}`
       throw new StackError([

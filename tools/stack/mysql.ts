@@ -2,36 +2,23 @@
 // initialise a datadir under <state dir>/mysql once and start our own; then the database, the
 // migrations and the demo data. Stopped with SIGTERM.
 
-import { createHash } from 'node:crypto'
 import { existsSync, statSync } from 'node:fs'
 import { mkdir, readFile, rename, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mysql from 'mysql2/promise'
 import { migrate } from '../../src/lib/migrations.ts'
-import type { MysqlBins } from './binaries.ts'
+import type { MysqlBinaries } from '../servers/binaries.ts'
+import { initCommand, mysqlAnswers, serverArgs } from '../servers/mysql.ts'
 import type { StackContext } from './context.ts'
 import { StackError } from './errors.ts'
 import { redactUrl, rel, secs } from './format.ts'
 import { DEFAULTS } from './options.ts'
-import { pickPort } from './ports.ts'
+import { pickPort } from '../servers/ports.ts'
 import type { Proc, Runner } from './processes.ts'
 import { seedIfEmpty } from './seed.ts'
 
 /** The MySQL the stack started, once it has; read by stopMysql. */
 export interface MysqlState { proc?: Proc }
-
-export async function mysqlAnswers (url: string): Promise<boolean> {
-  const u = new URL(url)
-  u.pathname = '/'
-  try {
-    const c = await mysql.createConnection({ uri: u.toString(), connectTimeout: 1500 })
-    await c.end()
-    return true
-  } catch {
-    return false
-  }
-}
 
 async function fileSize (file: string): Promise<number> {
   try {
@@ -41,20 +28,11 @@ async function fileSize (file: string): Promise<number> {
   }
 }
 
-/** Unix socket paths are limited to ~107 bytes; deep state dirs (temp dirs) get one under /tmp. */
-function socketPath (wanted: string): string {
-  if (Buffer.byteLength(wanted) < 100) return wanted
-  return join(tmpdir(), `recsvc-mysqld-${createHash('sha1').update(wanted).digest('hex').slice(0, 12)}.sock`)
-}
-
-async function startMysql (ctx: StackContext, state: MysqlState, bins: MysqlBins, mysqlPort: number | undefined): Promise<string> {
+async function startMysql (ctx: StackContext, state: MysqlState, bins: MysqlBinaries, mysqlPort: number | undefined): Promise<string> {
   const { runner, stateDir, pidFiles, log, checkAbort, waitFor } = ctx
   const dir = join(stateDir, 'mysql')
   const dataDir = join(dir, 'data')
   await mkdir(dir, { recursive: true })
-  const asRoot = process.getuid?.() === 0 ? ['--user=root'] : []
-  // MariaDB's default 96 MB redo log is most of a demo datadir; MariaDB resizes it on start.
-  const innodb = bins.flavor === 'mariadb' ? ['--innodb-log-file-size=32M'] : []
   if (!existsSync(join(dataDir, 'mysql'))) {
     // Initialise into a temporary directory and rename, so an interrupted init is not mistaken
     // for a datadir on the next run.
@@ -63,16 +41,12 @@ async function startMysql (ctx: StackContext, state: MysqlState, bins: MysqlBins
     await rm(dataDir, { recursive: true, force: true })
     const ti = Date.now()
     log(`initialising ${bins.flavor} datadir ${rel(dataDir)} (once)`)
-    if (bins.flavor === 'mariadb') {
-      await runner.run('mysql-init', bins.installDb!, ['--no-defaults', '--auth-root-authentication-method=normal', '--skip-test-db', `--datadir=${tmp}`, ...innodb, ...asRoot], { quiet: true })
-    } else {
-      await mkdir(tmp)
-      await runner.run('mysql-init', bins.server, ['--no-defaults', '--initialize-insecure', `--datadir=${tmp}`, ...asRoot], { quiet: true })
-    }
+    if (bins.flavor === 'mysql') await mkdir(tmp)
+    const init = initCommand(bins, { datadir: tmp, profile: 'demo' })
+    await runner.run('mysql-init', init.bin, init.args, { quiet: true })
     await rename(tmp, dataDir)
     log(`datadir initialised in ${secs(Date.now() - ti)}`)
   }
-  const sock = socketPath(join(dir, 'mysqld.sock'))
   const pidFile = join(dir, 'mysqld.pid')
   const errorLog = join(dir, 'error.log')
   for (let attempt = 1; ; attempt++) {
@@ -80,16 +54,9 @@ async function startMysql (ctx: StackContext, state: MysqlState, bins: MysqlBins
     const port = await pickPort(attempt === 1 ? mysqlPort ?? DEFAULTS.mysqlPort : 0)
     checkAbort()
     const before = await fileSize(errorLog)
-    const proc = state.proc = runner.spawn('mysql', 'mysql', bins.server, [
-      '--no-defaults', `--datadir=${dataDir}`, `--socket=${sock}`, `--pid-file=${pidFile}`, `--port=${port}`,
-      '--bind-address=127.0.0.1', `--log-error=${errorLog}`, ...asRoot, '--skip-log-bin',
-      // N replicas x MYSQL_POOL_SIZE (20) connections plus seeding exceed the default 151.
-      '--max-connections=1000',
-      '--performance-schema=OFF', '--character-set-server=utf8mb4', '--collation-server=utf8mb4_unicode_ci',
-      // A local demo database: faster seeding, at most ~1 s of commits lost on a crash.
-      '--innodb-flush-log-at-trx-commit=2', ...innodb,
-      ...(bins.flavor === 'mysql' ? ['--mysqlx=OFF'] : [])
-    ], { cwd: dataDir })
+    // N replicas x MYSQL_POOL_SIZE (20) connections plus seeding exceed the default 151.
+    const args = serverArgs(bins, { datadir: dataDir, runDir: dir, pidFile, errorLog, port, profile: 'demo', maxConnections: 1000 })
+    const proc = state.proc = runner.spawn('mysql', 'mysql', bins.server, args, { cwd: dataDir })
     pidFiles.push(pidFile)
     const url = `mysql://root@127.0.0.1:${port}/recsvc`
     try {
@@ -126,7 +93,7 @@ async function createDatabase (url: string, log: (msg: string) => void): Promise
 }
 
 /** The database at MYSQL_URL, the system's, or our own; created, migrated and seeded. */
-export async function prepareMysql (ctx: StackContext, state: MysqlState, opts: { mysqlUrl?: string, reuseMysql?: string, mysqlBins?: MysqlBins, mysqlPort?: number, root: string, users: number }): Promise<string> {
+export async function prepareMysql (ctx: StackContext, state: MysqlState, opts: { mysqlUrl?: string, reuseMysql?: string, mysqlBins?: MysqlBinaries, mysqlPort?: number, root: string, users: number }): Promise<string> {
   const { log, checkAbort } = ctx
   let url: string
   if (opts.mysqlUrl) {
@@ -144,7 +111,7 @@ export async function prepareMysql (ctx: StackContext, state: MysqlState, opts: 
   const applied = await migrate(url, { log: (m) => log(`migrate: ${m}`) })
   log(applied.length ? `applied ${applied.length} migration(s) in ${secs(Date.now() - tm)}` : 'schema up to date')
   checkAbort()
-  await seedIfEmpty(ctx.runner, log, url, { root: opts.root, users: opts.users, ownDatabase: !opts.mysqlUrl && !opts.reuseMysql })
+  await seedIfEmpty(ctx.runner, log, url, { root: opts.root, users: opts.users })
   return url
 }
 

@@ -1,5 +1,5 @@
 // nginx in front of the replicas: its ports, its config rendered from the same template as compose
-// (scripts/nginx-config.ts, local mode), running it, and stopping it first.
+// (tools/nginx-config.ts, local mode), running it, and stopping it first.
 
 import { spawnSync } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -9,7 +9,7 @@ import type { StackContext } from './context.ts'
 import { StackError } from './errors.ts'
 import { rel, secs } from './format.ts'
 import { answers200 } from './http-probe.ts'
-import { freePort, pickPort, portFree } from './ports.ts'
+import { freePort, pickPort, portFree } from '../servers/ports.ts'
 import type { Proc, Runner } from './processes.ts'
 
 /** nginx's public and stub_status ports, clear of the replicas' `ports`. */

@@ -2,55 +2,17 @@
 // start our own under <state dir>/redis, and stop it.
 
 import { mkdir } from 'node:fs/promises'
-import { createConnection } from 'node:net'
 import { join } from 'node:path'
-import { Redis } from 'ioredis'
+import { pickPort } from '../servers/ports.ts'
+import { pingRedis, redisAnswers, redisArgs, redisCommand } from '../servers/redis.ts'
 import type { StackContext } from './context.ts'
 import { StackError } from './errors.ts'
 import { DEFAULTS } from './options.ts'
 import { redactUrl, rel, secs } from './format.ts'
-import { pickPort } from './ports.ts'
 import { sleep, type Proc, type Runner } from './processes.ts'
 
 /** The Redis the stack started, once it has; read by stopRedis. */
 export interface RedisState { proc?: Proc, port: number }
-
-/** One inline Redis command over a plain TCP connection; resolves with the first reply line. */
-function redisCommand (port: number, args: string[], timeoutMs = 1000, host = '127.0.0.1'): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = createConnection({ port, host })
-    let buf = ''
-    const done = (err: Error | null, value?: string) => {
-      clearTimeout(timer)
-      sock.destroy()
-      if (err) reject(err)
-      else resolve(value ?? '')
-    }
-    const timer = setTimeout(() => done(new Error('redis command timed out')), timeoutMs)
-    sock.once('error', (err) => done(err))
-    sock.on('data', (d) => {
-      buf += d.toString()
-      const i = buf.indexOf('\r\n')
-      if (i >= 0) done(null, buf.slice(0, i))
-    })
-    // SHUTDOWN closes the connection without a reply.
-    sock.once('close', () => done(null, buf))
-    sock.on('connect', () => sock.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`))
-  })
-}
-
-export async function redisAnswers (url: string): Promise<boolean> {
-  const r = new Redis(url, { lazyConnect: true, connectTimeout: 1500, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
-  r.on('error', () => {})
-  try {
-    await r.connect()
-    return (await r.ping()) === 'PONG'
-  } catch {
-    return false
-  } finally {
-    r.disconnect()
-  }
-}
 
 export async function startRedis (ctx: StackContext, state: RedisState, opts: { redisUrl?: string, reuseRedis?: string, redisBin?: string, redisPort?: number }): Promise<string> {
   const { runner, stateDir, pidFiles, log, checkAbort, waitFor } = ctx
@@ -67,15 +29,12 @@ export async function startRedis (ctx: StackContext, state: RedisState, opts: { 
     state.port = await pickPort(attempt === 1 ? opts.redisPort ?? DEFAULTS.redisPort : 0)
     const redisPort = state.port
     checkAbort()
-    // A cache: nothing is persisted, so a restart starts empty and SHUTDOWN NOSAVE is instant.
-    const proc = state.proc = runner.spawn('redis', 'redis', opts.redisBin!, [
-      '--port', String(redisPort), '--bind', '127.0.0.1', '--dir', dir,
-      '--pidfile', join(dir, 'redis.pid'), '--save', '', '--appendonly', 'no',
-      '--daemonize', 'no', '--loglevel', 'warning', '--maxmemory', '512mb', '--maxmemory-policy', 'allkeys-lru'
-    ], { cwd: dir })
+    // Bounded like production: a full cache evicts least-recently-used keys.
+    const args = redisArgs({ port: redisPort, dir, pidFile: join(dir, 'redis.pid'), loglevel: 'warning', maxmemory: '512mb' })
+    const proc = state.proc = runner.spawn('redis', 'redis', opts.redisBin!, args, { cwd: dir })
     pidFiles.push(join(dir, 'redis.pid'))
     try {
-      await waitFor(`Redis on port ${redisPort}`, async () => (await redisCommand(redisPort, ['PING'], 500).catch(() => '')) === '+PONG', 15_000, proc)
+      await waitFor(`Redis on port ${redisPort}`, () => pingRedis(redisPort, '127.0.0.1', 500), 15_000, proc)
       log(`Redis ready on 127.0.0.1:${redisPort} in ${secs(Date.now() - tr)} (pid ${proc.pid}, state ${rel(dir)})`)
       return `redis://127.0.0.1:${redisPort}`
     } catch (err) {

@@ -11,5 +11,5 @@ export function repoRoot (): string {
     } catch {}
     dir = dirname(dir)
   }
-  throw new Error('recsvc package.json not found above scripts/')
+  throw new Error('recsvc package.json not found above tools/stack/')
 }

@@ -12,7 +12,8 @@ import { secs } from './format.ts'
 import { prepareMysql, stopMysql, type MysqlState } from './mysql.ts'
 import { nginxPorts, startNginx, stopNginx, type Nginx } from './nginx.ts'
 import { DEFAULTS, type StackOptions } from './options.ts'
-import { Runner, settleAll, sleep, type Kind, type Proc } from './processes.ts'
+import { ReadyError, waitReady } from '../servers/supervisor.ts'
+import { Runner, settleAll, type Kind, type Proc } from './processes.ts'
 import { startRedis, stopRedis, type RedisState } from './redis.ts'
 import { repoRoot } from './repo.ts'
 import { readPid, stopLeftovers, takeLock, wipeStateDir } from './state-dir.ts'
@@ -88,7 +89,6 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
       await Promise.all([stopMysql(runner, mysql), stopRedis(runner, redis)])
       for (const f of pidFiles) await rm(f, { force: true })
       if (await readPid(lockFile) === process.pid) await rm(lockFile, { force: true })
-      runner.detachExitHook()
       if (alive.length) log(`stopped in ${secs(Date.now() - ts)}`)
     })()
     return stopPromise
@@ -102,16 +102,16 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
   options.signal?.addEventListener('abort', onAbort, { once: true })
 
   const waitFor: WaitFor = async (what, probe, timeoutMs, proc) => {
-    const until = Date.now() + timeoutMs
-    for (;;) {
-      checkAbort()
-      if (proc?.exited) {
-        const { code, signal } = await proc.exit
-        throw new StackError(`${proc.name} exited (${signal ?? `code ${code}`}) while waiting for ${what}\n${proc.tail.slice(-15).join('\n')}`)
-      }
-      if (await probe()) return
-      if (Date.now() > until) throw new StackError(`timed out after ${secs(timeoutMs)} waiting for ${what}`)
-      await sleep(150)
+    try {
+      await waitReady(what, probe, {
+        timeoutMs,
+        intervalMs: 150,
+        proc: proc?.process,
+        abort: checkAbort,
+        describeExit: ({ code, signal }) => `${proc?.name ?? what} exited (${signal ?? `code ${code}`}) while waiting for ${what}\n${proc?.tail.slice(-15).join('\n') ?? ''}`
+      })
+    } catch (err) {
+      throw err instanceof ReadyError ? new StackError(err.message) : err
     }
   }
   const ctx: StackContext = { runner, stateDir, pidFiles, log, checkAbort, waitFor }
