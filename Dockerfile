@@ -33,7 +33,7 @@ FROM node:24-bookworm-slim AS prod-deps
 WORKDIR /app
 ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
 COPY package.json package-lock.json ./
-# No production dependency has an install script (checked by test/docker-files.test.ts).
+# No production dependency has an install script (checked by test/deploy/docker-files.test.ts).
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts
 
 # ---------------------------------------------------------------------------------------------------

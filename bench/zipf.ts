@@ -1,23 +1,14 @@
 /** Seeded user-id samplers for the load generators: deterministic for a seed, so two runs (or two
  *  checkouts) see the same request sequence.
  *
- *  prng(seed)             uniform floats in [0, 1) (mulberry32)
  *  zipf(n, s, seed)       ids 1..n with P(k) ∝ 1/k^s, by inverse CDF over precomputed cumulative
  *                         weights and a binary search (O(n) set-up, O(log n) per draw)
  *  permutation(n, seed)   ids 1..n in a seeded random order, each once before any repeats: uniform
- *                         ids with no repeat within n draws (cold-cache benchmarks) */
+ *                         ids with no repeat within n draws (cold-cache benchmarks)
+ *
+ *  The randomness is the seeder's (scripts/seed/prng.ts): one PRNG and one CDF search in the project. */
 
-/** mulberry32: a small, fast 32-bit PRNG with a good spread. */
-export function prng (seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6D2B79F5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { mulberry32, sampleCdf } from '../scripts/seed/prng.ts'
 
 /** Cumulative weights of 1..n under Zipf(s): cdf[k - 1] = Σ_{i<=k} 1/i^s (not normalised). */
 export function zipfCdf (n: number, s: number): Float64Array {
@@ -29,24 +20,12 @@ export function zipfCdf (n: number, s: number): Float64Array {
   return cdf
 }
 
-/** The smallest k in 1..n with cdf[k - 1] >= x (x in [0, cdf[n - 1])). */
-export function inverseCdf (cdf: Float64Array, x: number): number {
-  let lo = 0
-  let hi = cdf.length - 1
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if ((cdf[mid] as number) < x) lo = mid + 1
-    else hi = mid
-  }
-  return lo + 1
-}
-
 /** Ids 1..n with P(k) ∝ 1/k^s (s = 0 is uniform), by inverse CDF and binary search. */
 export function zipf (n: number, s: number, seed: number): () => number {
   const cdf = zipfCdf(n, s)
   const total = cdf[n - 1] as number
-  const rnd = prng(seed)
-  return () => inverseCdf(cdf, rnd() * total)
+  const rnd = mulberry32(seed)
+  return () => sampleCdf(cdf, rnd() * total) + 1
 }
 
 /** P(id <= k) under Zipf(n, s): the share of draws that fall on the k hottest ids. */
@@ -62,12 +41,12 @@ export interface Permutation {
   readonly wraps: number
 }
 
-/** Ids 1..n shuffled (Fisher-Yates with prng(seed)), drawn in order and cycled. */
+/** Ids 1..n shuffled (Fisher-Yates with mulberry32(seed)), drawn in order and cycled. */
 export function permutation (n: number, seed: number): Permutation {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`permutation: n must be a positive integer, got ${n}`)
   const ids = new Int32Array(n)
   for (let i = 0; i < n; i++) ids[i] = i + 1
-  const rnd = prng(seed)
+  const rnd = mulberry32(seed)
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rnd() * (i + 1))
     const t = ids[i] as number

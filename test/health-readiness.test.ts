@@ -6,17 +6,11 @@
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
 import { startTestStack } from './helpers/stack.ts'
-import { startServices } from './helpers/services.ts'
 
 const ADMIN_TOKEN = 'readiness-e2e-admin-token-0123456789'
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
-const services = await startServices({ ownMysql: true, ownRedis: true })
-t.teardown(() => services.stop())
-const { stack, lines } = await startTestStack(services, { label: 'readiness-e2e', replicas: 2, users: 200, adminToken: ADMIN_TOKEN })
-t.afterEach(async (t) => {
-  if (!t.passing()) console.error(`--- stack output (last 40 lines) ---\n${lines.slice(-40).join('\n')}`)
-})
+const { stack, services } = await startTestStack({ label: 'readiness-e2e', replicas: 2, users: 200, adminToken: ADMIN_TOKEN, services: { ownMysql: true, ownRedis: true } })
 const front = stack.frontUrl!
 const agent = new Agent({ connections: 64 })
 t.teardown(() => agent.close())

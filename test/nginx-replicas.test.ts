@@ -6,23 +6,17 @@ import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import { Agent, request } from 'undici'
 import { startTestStack } from './helpers/stack.ts'
-import { startServices } from './helpers/services.ts'
 
 const ADMIN_TOKEN = 'nginx-e2e-admin-token-0123456789'
 const USERS = 300
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 const t0 = Date.now()
-const services = await startServices()
-t.teardown(() => services.stop())
-const { stack, lines } = await startTestStack(services, { label: 'nginx-e2e', replicas: 3, users: USERS, adminToken: ADMIN_TOKEN })
+const { stack } = await startTestStack({ label: 'nginx-e2e', replicas: 3, users: USERS, adminToken: ADMIN_TOKEN })
 t.comment(`stack (Redis, MySQL, seed ${USERS} users, 3 replicas, nginx) up in ${Date.now() - t0} ms`)
 const front = stack.frontUrl!
 const portOf = (url: string) => new URL(url).port
 
-t.afterEach(async (t) => {
-  if (!t.passing()) console.error(`--- stack output (last 60 lines) ---\n${lines.slice(-60).join('\n')}`)
-})
 
 const agent = new Agent({ connections: 64, keepAliveTimeout: 30_000 })
 t.teardown(() => agent.close())

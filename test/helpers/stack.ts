@@ -3,13 +3,16 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startStack, type Stack } from '../../tools/stack.ts'
-import { uniquePrefix, type Services } from './services.ts'
+import { startServices, uniquePrefix, type Services, type ServicesOptions } from './services.ts'
 
 /** `npm run stack`'s topology for an end-to-end test: N replicas (from src/ through tsx, so no
  *  build into dist/, which other test files may be running from) and the real nginx on random
- *  ports, on the test's own Redis and MySQL, seeded with `users`. Stopped and removed in teardown;
- *  `lines` holds the stack's output for a failing test to print. */
-export async function startTestStack (services: Services, opts: { label: string, replicas: number, users: number, adminToken: string }): Promise<{ stack: Stack, lines: string[] }> {
+ *  ports, on Redis and MySQL started for it (`services` says which must be its own), seeded with
+ *  `users`. Everything is stopped and removed in teardown; a failing subtest prints the stack's
+ *  last output lines (`lines` holds all of them). */
+export async function startTestStack (opts: { label: string, replicas: number, users: number, adminToken: string, services?: ServicesOptions }): Promise<{ stack: Stack, services: Services, lines: string[] }> {
+  const services = await startServices(opts.services)
+  t.teardown(() => services.stop())
   const stateDir = await mkdtemp(join(tmpdir(), `recsvc-${opts.label}-`))
   t.teardown(() => rm(stateDir, { recursive: true, force: true }))
   const lines: string[] = []
@@ -34,5 +37,8 @@ export async function startTestStack (services: Services, opts: { label: string,
     readyTimeoutMs: 45_000
   })
   t.teardown(() => stack.stop())
-  return { stack, lines }
+  t.afterEach(async (t) => {
+    if (!t.passing()) console.error(`--- stack output (last 60 lines) ---\n${lines.slice(-60).join('\n')}`)
+  })
+  return { stack, services, lines }
 }

@@ -45,6 +45,9 @@ export interface SuperviseOptions {
   scratchDir?: string
   /** no watchdog: short-lived tools (an install-db, a build) that the exit hook covers */
   noWatchdog?: boolean
+  /** false: the child does not keep this process's event loop alive (a test that forgets to stop
+   *  its server must not hang; the exit hook and the watchdog clean up). Default true. */
+  holdsParent?: boolean
 }
 
 const live = new Set<Supervised>()
@@ -127,8 +130,7 @@ export class Supervised {
         if (stream) createInterface({ input: stream, crlfDelay: Infinity }).on('line', (l) => this.onLine?.(l))
       }
     }
-    // A caller that forgets to stop it must not hang: the exit hook and the watchdog clean up.
-    this.child.unref()
+    if (opts.holdsParent === false) this.child.unref()
     if (this.pid > 0) {
       live.add(this)
       if (opts.noWatchdog !== true) this.watchdog = startWatchdog(this.pid, this.orphanSignal, opts.graceMs ?? 60_000, opts.scratchDir)

@@ -103,7 +103,7 @@ class Restartable {
   async start (): Promise<void> {
     if (this.running) return
     // The watchdog kills at once and removes the dir: nothing in a throwaway server is worth a flush.
-    const proc = this.proc = supervise(this.bin, this.args, { cwd: this.dir, output: { file: this.logFile }, orphanSignal: 'SIGKILL', graceMs: 5000, scratchDir: this.dir })
+    const proc = this.proc = supervise(this.bin, this.args, { cwd: this.dir, output: { file: this.logFile }, orphanSignal: 'SIGKILL', graceMs: 5000, scratchDir: this.dir, holdsParent: false })
     try {
       await waitReady(this.name, this.probe, {
         timeoutMs: this.timeoutMs,

@@ -15,9 +15,9 @@ import { Deployment } from 'kubernetes-models/apps/v1'
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2'
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1'
 import { Ingress } from 'kubernetes-models/networking.k8s.io/v1'
-import { ConfigError, describeConfig, loadConfig } from '../src/config.ts'
+import { ConfigError, describeConfig, loadConfig } from '../../src/config.ts'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
+const root = fileURLToPath(new URL('../..', import.meta.url))
 const dir = join(root, 'deploy', 'k8s')
 const NAMESPACE = 'recsvc'
 /** MySQL's and MariaDB's default max_connections. Raise it here only if the database's is raised. */

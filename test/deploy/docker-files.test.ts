@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import YAML from 'yaml'
-import { ConfigSchema, loadConfig } from '../src/config.ts'
+import { ConfigSchema, loadConfig } from '../../src/config.ts'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
+const root = fileURLToPath(new URL('../..', import.meta.url))
 const read = (p: string) => readFileSync(join(root, p), 'utf8')
 
 type Dict = Record<string, unknown>
