@@ -11,7 +11,7 @@ import mysql from 'mysql2/promise'
 import { main as seedMain, seed, type SeedOptions } from '../scripts/seed.ts'
 import { loadGlobalStats } from '../src/lib/global-stats-load.ts'
 import { refreshGlobalStats } from '../src/lib/global-stats-refresh.ts'
-import { migrate } from '../src/lib/migrations.ts'
+import { migrate, readMigrations } from '../src/lib/migrations.ts'
 import type { GlobalStats } from '../workers/types.ts'
 
 const DAY = 86_400_000
@@ -459,4 +459,16 @@ t.test('exact figures on a hand-made data set; a brand-new database lists every 
   const after = await loadGlobalStats(c)
   t.ok(after.categoryPopularity.every((x) => x.score === 0))
   t.ok(Object.values(after.itemsByCategory).every((l) => l.length === 0))
+})
+
+t.test('migrate: concurrent runs on one database take turns, and every migration is applied and recorded once', async (t) => {
+  const db = await createDb('concurrent_migrate')
+  conns.push(db.conn)
+  const runs = await Promise.allSettled([1, 2, 3, 4].map(() => migrate(db.url)))
+  t.same(runs.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled'], 'no run failed')
+  const applied = runs.flatMap((r) => r.status === 'fulfilled' ? r.value : [])
+  const files = (await readMigrations()).map((m) => m.name)
+  t.same([...applied].sort(), [...files].sort(), 'each migration applied by exactly one run')
+  const [rows] = await db.conn.query('SELECT COUNT(*) AS n FROM schema_migrations') as unknown as [Array<{ n: number }>]
+  t.equal(Number(rows[0]?.n), files.length, 'recorded once each')
 })

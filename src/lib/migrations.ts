@@ -38,11 +38,18 @@ export async function readMigrations (sqlDir?: string): Promise<Migration[]> {
 }
 
 /** Applies the numbered migrations not yet recorded in schema_migrations, in order.
- *  Applying twice is a no-op. A changed, already-applied file is an error rather than a silent skip. */
-export async function migrate (mysqlUrl: string, opts: { sqlDir?: string, log?: (msg: string) => void } = {}): Promise<string[]> {
+ *  Applying twice is a no-op. A changed, already-applied file is an error rather than a silent skip.
+ *  Concurrent runs on one database (a seeder, the stack, `npm run migrate`) take turns under a named
+ *  lock: MySQL DDL commits implicitly, so without it two runs could both apply a file and one would
+ *  then fail to record it. */
+export async function migrate (mysqlUrl: string, opts: { sqlDir?: string, log?: (msg: string) => void, lockTimeoutS?: number } = {}): Promise<string[]> {
   const log = opts.log ?? (() => {})
   const conn = await mysql.createConnection({ uri: mysqlUrl, multipleStatements: true, connectTimeout: 10_000 })
+  const lockName = `recsvc_migrate:${conn.config.database ?? ''}`
   try {
+    const lockTimeoutS = opts.lockTimeoutS ?? 60
+    const [[lock]] = await conn.query('SELECT GET_LOCK(?, ?) AS got', [lockName, lockTimeoutS]) as unknown as [[{ got: number | null }]]
+    if (Number(lock?.got) !== 1) throw new Error(`another migration run holds the lock ${lockName}; waited ${lockTimeoutS} s`)
     await conn.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version INT UNSIGNED NOT NULL PRIMARY KEY,
       name VARCHAR(255) NOT NULL,
@@ -65,6 +72,8 @@ export async function migrate (mysqlUrl: string, opts: { sqlDir?: string, log?: 
     }
     return done
   } finally {
+    // Ending the session releases the lock too; the explicit release keeps the order obvious.
+    await conn.query('SELECT RELEASE_LOCK(?)', [lockName]).catch(() => {})
     await conn.end()
   }
 }
