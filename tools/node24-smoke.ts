@@ -2,7 +2,7 @@
 // so this runs the *compiled* server (tsc output, as in the image) under a real Node 24 binary against
 // real Redis and MySQL/MariaDB, and checks /health/ready and GET /recommend/:id.
 //
-//   npx tsx tools/node24-smoke.ts [--app-dir DIR] [--no-build] [--user-id N] [--keep]
+//   npm run node24-smoke -- [--app-dir DIR] [--no-build] [--user-id N] [--keep]
 //
 // The Node 24 binary comes from the `node@24` devDependency (its preinstall fetches the platform
 // package `node-<os>-<arch>` from the npm registry and links node_modules/node/bin/node), or from
