@@ -3,14 +3,15 @@
 // to prove the behaviour: retries on connection errors for GET but never for POST, an
 // app's 503/502 reaching the client once (never retried, never marking a busy replica down), a
 // refused replica skipped, upstream keep-alive under 1000 client connections, request ids,
-// forwarded headers, the JSON access log, internal-only stub_status and the per-IP limits (on,
+// forwarded headers, the JSON access log, internal-only stub_status, the internal routes
+// (/metrics, /health*, admin) proxied only for the internal networks, and the per-IP limits (on,
 // off, and the connection cap). Also nginx/dns-reload.sh: a changed DNS answer for the compose
 // service reloads nginx.
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { connect } from 'node:net'
 import { networkInterfaces, tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
@@ -41,10 +42,11 @@ const firstContact = new Set<string>()
 const appError = (status: number, name: string) =>
   `{"statusCode":${status},"code":"REC_ERR_OVERLOADED","error":"from the app","served_by":"${name}"}`
 
-/** Paths: /fail-first/reset and /fail-first/503 fail the first attempt of a request id (the socket
- *  is destroyed, or a 503); /always-503 and /always-502 are the app's own error on every replica;
- *  /busy/NAME is a 503 from replica NAME only (a busy replica shedding load); /slow takes 400 ms;
- *  anything else is a 200 echoing the request headers. */
+/** Paths: /fail-first/reset and /fail-first/503 (also under another prefix, e.g.
+ *  /health/fail-first/reset) fail the first attempt of a request id (the socket is destroyed, or a
+ *  503); /always-503 and /always-502 are the app's own error on every replica; /busy/NAME is a 503
+ *  from replica NAME only (a busy replica shedding load); /app-403 is the app's own 403; /slow
+ *  takes 400 ms; anything else is a 200 echoing the request headers. */
 function fakeUpstream (name: string): Server {
   return createServer((req: IncomingMessage, res: ServerResponse) => {
     const rid = String(req.headers['x-request-id'] ?? '')
@@ -52,7 +54,7 @@ function fakeUpstream (name: string): Server {
     seen.push({ server: name, method: req.method ?? '', url, headers: req.headers, socket: `${name}:${req.socket.remotePort}` })
     req.resume()
     req.on('end', () => {
-      const fail = /^\/fail-first\//.test(url) && !firstContact.has(rid)
+      const fail = /^(\/[a-z-]+)?\/fail-first\//.test(url) && !firstContact.has(rid)
       if (fail) firstContact.add(rid)
       if (fail && url.endsWith('/reset')) {
         req.socket.destroy() // the replica dies with the request in flight
@@ -61,6 +63,10 @@ function fakeUpstream (name: string): Server {
       const appStatus = (fail && url.endsWith('/503')) || url.startsWith('/always-503') || url === `/busy/${name}`
         ? 503
         : url.startsWith('/always-502') ? 502 : 0
+      if (url.startsWith('/app-403')) {
+        res.writeHead(403, { 'content-type': 'application/json', 'x-served-by': name }).end(appError(403, name))
+        return
+      }
       if (appStatus) {
         res.writeHead(appStatus, { 'content-type': 'application/json', 'x-served-by': name, 'retry-after': '1' }).end(appError(appStatus, name))
         return
@@ -342,6 +348,87 @@ t.test('stub_status answers on the internal port only', async (t) => {
   } else {
     t.comment('no non-loopback IPv4 interface to try the status port on')
   }
+})
+
+/** A request with its path sent exactly as written (fetch would normalize `..` and the like). */
+function rawRequest (front: string, method: string, path: string, rid: string): Promise<{ status: number, text: string, headers: IncomingMessage['headers'] }> {
+  const { hostname, port } = new URL(front)
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: hostname, port, method, path, headers: { 'x-request-id': rid, ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) }, timeout: 10_000 }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => { text += d })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, headers: res.headers }))
+    })
+    req.once('error', reject)
+    req.end(method === 'POST' ? '{}' : undefined)
+  })
+}
+
+const INTERNAL_ROUTES: Array<[string, string]> = [
+  ['GET', '/metrics'], ['GET', '/health'], ['GET', '/health/ready'], ['GET', '/health/live'],
+  ['POST', '/invalidate-cache'], ['POST', '/invalidate-cache/1'], ['POST', '/events']
+]
+
+t.test('internal routes: outside the internal networks a JSON 403 that never reaches a replica; the public API still proxied', async (t) => {
+  // 127.0.0.1 is not in 10.0.0.0/8: to this nginx, the test is an outside client.
+  const outside = await startNginx('outside', { upstreams: ports, rateLimit: false, internalNetworks: ['10.0.0.0/8'] })
+  t.teardown(() => outside.stop())
+  const tricks: Array<[string, string]> = [
+    ['GET', '/metrics/'], ['GET', '/metrics?format=json'], ['GET', '//metrics'], ['GET', '/%6detrics'],
+    ['GET', '/recommend/../metrics'], ['GET', '/recommend/%2e%2e/health'], ['GET', '/health%2Fready'],
+    ['GET', '/health/fail-first/reset'], ['POST', '/invalidate-cache/%31'], ['POST', '/./events']
+  ]
+  for (const [method, path] of [...INTERNAL_ROUTES, ...tricks]) {
+    const rid = `outside-${method}-${path}`.replace(/[^A-Za-z0-9._:-]/g, '_')
+    const res = await rawRequest(outside.front, method, path, rid)
+    t.equal(res.status, 403, `${method} ${path}: 403`)
+    let body: Record<string, unknown> = {}
+    try { body = JSON.parse(res.text) } catch {}
+    t.same(body, { statusCode: 403, code: 'REC_ERR_FORBIDDEN', error: 'Forbidden', message: 'this route is served to internal networks only', request_id: rid }, `${method} ${path}: the API's JSON error shape`)
+    t.match(res.headers['content-type'] ?? '', /^application\/json/, `${method} ${path}: application/json`)
+    t.equal(res.headers['x-request-id'], rid, `${method} ${path}: with the request id`)
+    t.same(attempts(rid), [], `${method} ${path}: no upstream saw it`)
+  }
+  for (const [method, path] of [['GET', '/recommend/1'], ['POST', '/batch-recommend'], ['GET', '/docs'], ['GET', '/docs/json'], ['GET', '/healthz-is-not-a-route']] as const) {
+    const rid = `outside-public-${method}-${path}`.replace(/[^A-Za-z0-9._:-]/g, '_')
+    const res = await rawRequest(outside.front, method, path, rid)
+    if (path.startsWith('/healthz')) {
+      t.equal(res.status, 403, `${path}: under the /health prefix, internal too`)
+      continue
+    }
+    t.equal(res.status, 200, `${method} ${path}: proxied`)
+    t.same(attempts(rid).length, 1, `${method} ${path}: reached an upstream once`)
+  }
+  const app403 = await rawRequest(outside.front, 'GET', '/app-403', 'outside-app-403')
+  t.equal(app403.status, 403, 'an app\'s own 403 is passed on')
+  t.match(app403.text, /"error":"from the app"/, 'as the app sent it, not replaced by nginx\'s')
+})
+
+t.test('internal routes: from an internal network they are proxied like everything else', async (t) => {
+  // ng: the local default (127.0.0.1/32, ::1/128); mixed: an explicit list that includes 127.0.0.1.
+  const mixed = await startNginx('mixed', { upstreams: ports, rateLimit: false, internalNetworks: ['10.0.0.0/8', '127.0.0.1/32', 'fd00::/8'] })
+  t.teardown(() => mixed.stop())
+  for (const [label, front] of [['default', ng.front], ['10.0.0.0/8,127.0.0.1/32,fd00::/8', mixed.front]] as const) {
+    for (const [method, path] of INTERNAL_ROUTES) {
+      const rid = `inside-${label}-${method}-${path}`.replace(/[^A-Za-z0-9._:-]/g, '_')
+      const res = await rawRequest(front, method, path, rid)
+      t.equal(res.status, 200, `${label}: ${method} ${path} proxied`)
+      t.equal(attempts(rid).length, 1, `${label}: ${method} ${path} reached an upstream once`)
+      const echoed = (JSON.parse(res.text) as { headers: Record<string, string> }).headers
+      t.equal(echoed['x-forwarded-for'], '127.0.0.1', `${label}: ${method} ${path}: with the forwarded headers`)
+      t.equal(echoed.connection, undefined, `${label}: ${method} ${path}: over upstream keep-alive`)
+      t.equal(res.headers['x-request-id'], rid, `${label}: ${method} ${path}: request id back`)
+    }
+  }
+  // The retry policy is inherited as well: a GET /health whose replica dies is retried.
+  const res = await rawRequest(ng.front, 'GET', '/health/fail-first/reset', 'inside-health-retry')
+  t.equal(res.status, 200, 'GET /health/... whose first upstream reset the connection: 200 from the other')
+  t.equal(new Set(attempts('inside-health-retry')).size, 2, 'tried on both upstreams')
+  const post = await rawRequest(ng.front, 'POST', '/events/fail-first/reset', 'inside-events-no-retry')
+  t.equal(attempts('inside-events-no-retry').length, 1, 'a POST /events whose upstream died is still never re-sent')
+  t.equal(post.status, 503, 'and the client gets an error')
+  await sleep(2100) // let the failure marks expire for the next tests
 })
 
 t.test('per-IP limits: 429 past the burst, the connection cap, and nothing when off', async (t) => {

@@ -6,15 +6,16 @@
 //   local    upstream 127.0.0.1:PORT for each replica started by `npm run stack`; pid file, logs and
 //            temporary paths under the stack's state directory, so nginx runs as any user.
 //
-//   npm run nginx-config -- --mode compose [--no-rate-limit] [--out FILE]
+//   npm run nginx-config -- --mode compose [--no-rate-limit] [--internal-networks CIDR,CIDR] [--out FILE]
 //   npm run nginx-config -- --mode local --api-ports 3001,3002 [--port 8080] [--status-port 8081]
-//                           [--state-dir .stack] [--no-rate-limit] [--out FILE]
+//                           [--state-dir .stack] [--no-rate-limit] [--internal-networks CIDR,CIDR] [--out FILE]
 //   npm run nginx-config -- --update    rewrite the committed compose renderings
 //   npm run nginx-config -- --check     exit 1 when a committed rendering is out of date
 //
 // NGINX_RATE_LIMIT=off in the environment means --no-rate-limit.
 
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { isIPv4, isIPv6 } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -63,6 +64,21 @@ export const COMPOSE_DEFAULTS = Object.freeze({
   accessLog: '/dev/stdout'
 })
 
+/** Who may reach the internal routes through nginx: /metrics, /health and /health/*, and the admin
+ *  routes /invalidate-cache and /events (`allow CIDR; ... deny all;`, everyone else gets a JSON
+ *  403). The public API (/recommend, /batch-recommend, /docs) is for everyone.
+ *  - local: loopback only. The stack's nginx listens on 127.0.0.1, so everything on this machine
+ *    (`npm run stack` users, the e2e tests, the stack's own readiness wait) is internal.
+ *  - compose: the RFC 1918 private ranges plus loopback. Docker's NAT makes a client on the host
+ *    (curl localhost:8080/metrics) arrive from the compose network's gateway (10.201.0.1 with the
+ *    default RECSVC_SUBNET), not from 127.0.0.1, and the other containers come from that network
+ *    too. Clients elsewhere on a private LAN count as internal as well: operators narrow the list
+ *    with --internal-networks (e.g. the compose subnet only). */
+export const INTERNAL_NETWORKS_DEFAULTS = Object.freeze({
+  local: Object.freeze(['127.0.0.1/32', '::1/128']),
+  compose: Object.freeze(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '127.0.0.0/8', '::1/128'])
+})
+
 export interface RateLimit { ratePerSecond: number, burst: number, connectionsPerIp: number }
 
 interface CommonOptions {
@@ -75,6 +91,9 @@ interface CommonOptions {
   upstreamKeepalive?: number
   maxFails?: number
   failTimeoutS?: number
+  /** CIDRs (`10.0.0.0/8`, `fd00::/8`; a bare address means /32 or /128) allowed to reach the
+   *  internal routes; default INTERNAL_NETWORKS_DEFAULTS[mode]. [] = nobody (only `deny all`). */
+  internalNetworks?: readonly string[]
 }
 
 export interface ComposeOptions extends CommonOptions {
@@ -171,6 +190,54 @@ function upstreamAddress (u: string | number): string {
   return token('upstream', u)
 }
 
+function ipv4Bits (addr: string): bigint {
+  return addr.split('.').reduce((n, octet) => (n << 8n) | BigInt(Number(octet)), 0n)
+}
+
+function ipv6Bits (addr: string): bigint {
+  let groups = addr
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(addr)?.[1]
+  if (v4) {
+    const n = ipv4Bits(v4)
+    groups = `${addr.slice(0, -v4.length)}${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`
+  }
+  const [head = '', tail] = groups.split('::')
+  const h = head ? head.split(':') : []
+  const tl = tail === undefined ? [] : tail ? tail.split(':') : []
+  const all = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - tl.length).fill('0'), ...tl]
+  return all.reduce((n, g) => (n << 16n) | BigInt(parseInt(g, 16)), 0n)
+}
+
+/** One entry of the internal networks, checked and written as nginx's `allow` takes it
+ *  (address/prefix). Anything else is an error, never rendered: not an address, a prefix out of
+ *  range, or host bits set (nginx would only warn, and allow a different network than written). */
+export function normalizeCidr (cidr: string): string {
+  const what = `internal network ${JSON.stringify(cidr)}`
+  const m = /^([^/\s]+?)(?:\/(\d{1,3}))?$/.exec(cidr.trim())
+  const addr = m?.[1] ?? ''
+  const v4 = isIPv4(addr)
+  const v6 = !v4 && isIPv6(addr) && !addr.includes('%')
+  if (!m || (!v4 && !v6)) throw new NginxConfigError(`${what} is not a CIDR (an IPv4 or IPv6 address/prefix, e.g. 10.0.0.0/8, fd00::/8)`)
+  const width = v4 ? 32 : 128
+  const prefix = m[2] === undefined ? width : Number(m[2])
+  if (prefix > width) throw new NginxConfigError(`${what}: the prefix length of an ${v4 ? 'IPv4' : 'IPv6'} network is 0..${width}, got ${prefix}`)
+  const bits = v4 ? ipv4Bits(addr) : ipv6Bits(addr)
+  const hostMask = (1n << BigInt(width - prefix)) - 1n
+  if ((bits & hostMask) !== 0n) {
+    const net = bits & ~hostMask
+    const shown = v4
+      ? [24n, 16n, 8n, 0n].map((s) => String((net >> s) & 0xffn)).join('.')
+      : Array.from({ length: 8 }, (_, i) => ((net >> BigInt(112 - 16 * i)) & 0xffffn).toString(16)).join(':')
+    throw new NginxConfigError(`${what} has host bits set past /${prefix} (the network is ${shown}/${prefix})`)
+  }
+  return `${addr.toLowerCase()}/${prefix}`
+}
+
+/** `--internal-networks 10.0.0.0/8,fd00::/8`: comma (or space) separated, validated. */
+export function parseInternalNetworks (list: string): string[] {
+  return list.split(/[\s,]+/).filter(Boolean).map(normalizeCidr)
+}
+
 /** Minimal templating: {{NAME}} values, {{#NAME}}..{{/NAME}} and {{^NAME}}..{{/NAME}} line blocks. */
 export function renderTemplate (template: string, values: Record<string, string>, flags: Record<string, boolean>): string {
   let out = template.replace(/^[ \t]*\{\{([#^])(\w+)\}\}[ \t]*\n([\s\S]*?)^[ \t]*\{\{\/\2\}\}[ \t]*\n/gm, (_m, kind: string, name: string, body: string) => {
@@ -200,6 +267,11 @@ export function renderNginxConfig (opts: NginxConfigOptions, template = readFile
   if (workers !== 'auto') posInt('worker_processes', workers, 1, 1024)
   const maxFails = posInt('max_fails', opts.maxFails ?? UPSTREAM_DEFAULTS.maxFails, 0, 1000)
   const failTimeout = posInt('fail_timeout', opts.failTimeoutS ?? UPSTREAM_DEFAULTS.failTimeoutS, 1, 3600)
+  const internalNetworks = [...new Set((opts.internalNetworks ?? INTERNAL_NETWORKS_DEFAULTS[opts.mode]).map((c) => {
+    if (typeof c !== 'string') throw new NginxConfigError(`internal network must be a string, got ${JSON.stringify(c)}`)
+    return normalizeCidr(c)
+  }))]
+  const internalAccess = [...internalNetworks.map((c) => `allow ${c};`), 'deny all;'].map((l) => `                ${l}`).join('\n')
   const serverLine = (addr: string) => `        server ${addr} max_fails=${maxFails} fail_timeout=${failTimeout}s;`
 
   let upstreams: string[]
@@ -268,7 +340,9 @@ export function renderNginxConfig (opts: NginxConfigOptions, template = readFile
     STATUS_LISTEN: statusListen,
     RATE_LIMIT_RATE: String(rl?.ratePerSecond ?? RATE_LIMIT_DEFAULTS.ratePerSecond),
     RATE_LIMIT_BURST: String(rl?.burst ?? RATE_LIMIT_DEFAULTS.burst),
-    RATE_LIMIT_CONN: String(rl?.connectionsPerIp ?? RATE_LIMIT_DEFAULTS.connectionsPerIp)
+    RATE_LIMIT_CONN: String(rl?.connectionsPerIp ?? RATE_LIMIT_DEFAULTS.connectionsPerIp),
+    INTERNAL_ACCESS: internalAccess,
+    INTERNAL_NETWORKS_LIST: internalNetworks.length ? internalNetworks.join(' ') : 'none: nobody'
   }, { RATE_LIMIT: rl !== undefined })
 }
 
@@ -276,13 +350,16 @@ export function renderNginxConfig (opts: NginxConfigOptions, template = readFile
 // CLI
 
 const USAGE = `usage:
-  npm run nginx-config -- --mode compose [--no-rate-limit] [--out FILE]
+  npm run nginx-config -- --mode compose [--no-rate-limit] [--internal-networks CIDR,CIDR] [--out FILE]
   npm run nginx-config -- --mode local --api-ports P1,P2,... [--port 8080] [--status-port P]
-                          [--state-dir .stack] [--no-rate-limit] [--out FILE]
+                          [--state-dir .stack] [--no-rate-limit] [--internal-networks CIDR,CIDR] [--out FILE]
   npm run nginx-config -- --update     rewrite the committed nginx/nginx.compose*.conf
   npm run nginx-config -- --check      exit 1 when they are out of date
 
-Without --out the config is printed. NGINX_RATE_LIMIT=off means --no-rate-limit.`
+Without --out the config is printed. NGINX_RATE_LIMIT=off means --no-rate-limit.
+--internal-networks: who may reach /metrics, /health*, /invalidate-cache and /events through nginx
+(everyone else gets a JSON 403); '' = nobody. Defaults: compose ${INTERNAL_NETWORKS_DEFAULTS.compose.join(',')};
+local ${INTERNAL_NETWORKS_DEFAULTS.local.join(',')}.`
 
 function main (): void {
   let values
@@ -295,6 +372,7 @@ function main (): void {
         'status-port': { type: 'string' },
         'state-dir': { type: 'string' },
         'no-rate-limit': { type: 'boolean' },
+        'internal-networks': { type: 'string' },
         out: { type: 'string' },
         update: { type: 'boolean' },
         check: { type: 'boolean' },
@@ -310,6 +388,10 @@ function main (): void {
     return
   }
   if (values.update || values.check) {
+    if (values['internal-networks'] !== undefined) {
+      console.error('--internal-networks does not apply to --update/--check: the committed renderings use the defaults; render your own with --mode compose --internal-networks ... --out FILE')
+      process.exit(2)
+    }
     let stale = 0
     for (const v of committedVariants()) {
       const want = renderNginxConfig(v.options)
@@ -329,6 +411,13 @@ function main (): void {
     return
   }
   const rateLimit = values['no-rate-limit'] ? false : rateLimitFromEnv()
+  let internalNetworks: string[] | undefined
+  try {
+    internalNetworks = values['internal-networks'] === undefined ? undefined : parseInternalNetworks(values['internal-networks'])
+  } catch (err) {
+    console.error(`--internal-networks: ${(err as Error).message}`)
+    process.exit(2)
+  }
   const num = (name: string, v: string | undefined): number | undefined => {
     if (v === undefined) return undefined
     const n = Number(v)
@@ -340,14 +429,14 @@ function main (): void {
   }
   let opts: NginxConfigOptions
   if (values.mode === 'compose') {
-    opts = { mode: 'compose', rateLimit }
+    opts = { mode: 'compose', rateLimit, internalNetworks }
   } else if (values.mode === 'local') {
     const ports = (values['api-ports'] ?? '').split(',').filter(Boolean).map((p) => num('api-ports', p)!)
     if (!ports.length) {
       console.error(`--mode local needs --api-ports\n\n${USAGE}`)
       process.exit(2)
     }
-    opts = { mode: 'local', upstreams: ports, port: num('port', values.port), statusPort: num('status-port', values['status-port']), stateDir: resolve(values['state-dir'] ?? join(repoDir(), '.stack')), rateLimit }
+    opts = { mode: 'local', upstreams: ports, port: num('port', values.port), statusPort: num('status-port', values['status-port']), stateDir: resolve(values['state-dir'] ?? join(repoDir(), '.stack')), rateLimit, internalNetworks }
   } else {
     console.error(`--mode compose|local is required\n\n${USAGE}`)
     process.exit(2)

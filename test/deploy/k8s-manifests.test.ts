@@ -376,8 +376,15 @@ t.test('Ingress: ingress-nginx, the API routed to the Service, nothing internal 
   const routed = (url: string) => paths.some((p) => p.pathType === 'Exact'
     ? url === p.path
     : p.path === '/' || url === p.path.replace(/\/$/, '') || url.startsWith(p.path.replace(/\/$/, '') + '/'))
-  for (const url of ['/recommend/1', '/batch-recommend', '/invalidate-cache', '/invalidate-cache/1', '/events']) t.ok(routed(url), `${url} routed`)
-  for (const url of ['/metrics', '/health', '/health/ready', '/health/live', '/recommendx']) t.notOk(routed(url), `${url} not routed`)
+  // Only the public API: GET /recommend/:id, /batch-recommend, the docs.
+  t.same(paths.map((p) => p.path).sort(), ['/batch-recommend', '/docs', '/recommend'], 'exactly the public paths are routed')
+  for (const url of ['/recommend/1', '/batch-recommend', '/docs', '/docs/json', '/docs/static/index.html']) t.ok(routed(url), `${url} routed`)
+  // Internal (/metrics, /health, /health/*) and admin (/invalidate-cache, /events): never exposed.
+  for (const url of ['/metrics', '/health', '/health/ready', '/health/live', '/invalidate-cache', '/invalidate-cache/1', '/events', '/recommendx', '/docsx', '/']) {
+    t.notOk(routed(url), `${url} not routed`)
+  }
+  t.equal(get(ingress, 'spec', 'defaultBackend'), undefined, 'no default backend: an unrouted path never reaches the Service')
+  for (const key of Object.keys(annotations)) t.notMatch(key, /snippet|rewrite-target|use-regex|app-root/, `${key}: no annotation that could route other paths`)
 })
 
 // `kubectl kustomize` renders offline: no cluster is contacted.

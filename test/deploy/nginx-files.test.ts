@@ -1,16 +1,19 @@
 // The nginx configuration files: every rendering of nginx/nginx.conf.template (tools/nginx-config.ts)
 // passes the real binary's `nginx -t` and carries the settings the service relies on; the committed
-// compose renderings are up to date; the limits are written in one place. What nginx does with
+// compose renderings are up to date; the limits are written in one place; the internal routes are
+// proxied only for the internal networks, and a bad CIDR is never rendered. What nginx does with
 // them is test/nginx-config.test.ts.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
+import { isIPv4 } from 'node:net'
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  CAPACITY_DEFAULTS, COMPOSE_DEFAULTS, RATE_LIMIT_DEFAULTS, UPSTREAM_DEFAULTS, committedVariants,
-  rateLimitFromEnv, renderNginxConfig, templatePath, type NginxConfigOptions
+  CAPACITY_DEFAULTS, COMPOSE_DEFAULTS, INTERNAL_NETWORKS_DEFAULTS, RATE_LIMIT_DEFAULTS, UPSTREAM_DEFAULTS,
+  committedVariants, normalizeCidr, parseInternalNetworks, rateLimitFromEnv, renderNginxConfig, repoDir, templatePath,
+  type NginxConfigOptions
 } from '../../tools/nginx-config.ts'
 import { findBinary } from '../../tools/servers/binaries.ts'
 
@@ -65,6 +68,36 @@ function block (conf: string, head: RegExp): string {
 }
 
 const uncommented = (conf: string) => conf.split('\n').filter((l) => !/^\s*#/.test(l)).join('\n')
+
+/** The internal routes (prefix locations nested in `location /`): the service's /metrics, /health
+ *  (and /health/live, /health/ready), and the admin routes. */
+const INTERNAL_PREFIXES = ['/metrics', '/health', '/invalidate-cache', '/events']
+
+/** Checks that the internal routes of `conf` (uncommented) are proxied for `networks` only. */
+function checkInternal (t: Test, conf: string, networks: readonly string[]): void {
+  const front = [...conf.matchAll(/^\s*server\s*\{/gm)].map((m) => block(conf.slice(m.index), /server\s*\{/)).find((b) => /proxy_pass/.test(b)) ?? ''
+  const proxy = block(front, /location\s+\/\s*\{/)
+  const allow = networks.map((c) => `allow ${c};`).join('\n')
+  for (const prefix of INTERNAL_PREFIXES) {
+    const loc = block(proxy, new RegExp(`\\n\\s*location\\s+${prefix.replace(/[/-]/g, '\\$&')}\\s*\\{`))
+    t.ok(loc, `location ${prefix} nested in location / (inherits its limits, headers and retries)`)
+    const access = [...loc.matchAll(/^\s*((?:allow|deny)\s+[^;]+;)/gm)].map((m) => m[1]!.replace(/\s+/g, ' ')).join('\n')
+    t.equal(access, `${allow ? `${allow}\n` : ''}deny all;`, `location ${prefix}: allow ${networks.join(', ') || '(nobody)'}, then deny all`)
+    t.equal(directive(loc, 'proxy_pass'), 'http://recsvc_api', `location ${prefix}: proxied to the replicas`)
+    t.notMatch(loc, /proxy_set_header|add_header|limit_req|proxy_next_upstream/, `location ${prefix}: nothing overridden, all inherited`)
+  }
+  t.equal((proxy.match(/^\s*location\s/gm) ?? []).length, 1 + INTERNAL_PREFIXES.length, 'no other location nested in location /')
+  t.match(front, /^\s*error_page\s+403\s+=\s+@forbidden;/m, 'nginx\'s own 403 goes to @forbidden')
+  const forbidden = block(front, /location\s+@forbidden\s*\{/)
+  t.match(forbidden, /^\s*default_type\s+application\/json;/m, '@forbidden: JSON')
+  t.match(forbidden, /^\s*add_header\s+X-Request-Id\s+\$req_id\s+always;/m, '@forbidden: with the request id')
+  const body = /^\s*return\s+403\s+'(.*)\\n';/m.exec(forbidden)?.[1] ?? ''
+  let parsed: Record<string, unknown> = {}
+  try { parsed = JSON.parse(body.replace('$req_id', 'rid')) } catch {}
+  t.same(parsed, { statusCode: 403, code: 'REC_ERR_FORBIDDEN', error: 'Forbidden', message: parsed.message, request_id: 'rid' }, '@forbidden: 403 in the API\'s JSON error shape')
+  t.match(String(parsed.message), /internal/, 'saying why')
+  t.notMatch(proxy, /proxy_intercept_errors/, 'an app\'s own 403 is passed on as it is')
+}
 
 // ---------------------------------------------------------------------------------------------
 // every rendering of the template
@@ -146,6 +179,9 @@ for (const v of variants) {
     t.match(status, /allow\s+127\.0\.0\.1;\s*deny\s+all;/, 'and allows only 127.0.0.1')
     t.notMatch(front, /stub_status/, 'the public server has no stub_status')
     t.equal(directive(front, 'listen'), v.options.mode === 'compose' ? '8080 backlog=4096' : '127.0.0.1:8080 backlog=4096', 'public port 8080, with an accept queue for 1000 clients connecting at once')
+
+    // /metrics, /health*, /invalidate-cache and /events: the mode's internal networks only.
+    checkInternal(t, conf, INTERNAL_NETWORKS_DEFAULTS[v.options.mode])
   })
 }
 
@@ -154,7 +190,66 @@ t.test('the committed compose renderings are up to date with the template', asyn
     t.ok(existsSync(v.file), `${v.file} exists`)
     const have = existsSync(v.file) ? readFileSync(v.file, 'utf8') : ''
     t.ok(have === renderNginxConfig(v.options), `${v.file} matches the template (npm run nginx-config -- --update)`)
+    checkInternal(t, uncommented(have), INTERNAL_NETWORKS_DEFAULTS.compose)
   }
+})
+
+t.test('internal networks: the defaults, a custom list passing nginx -t, and bad CIDRs rejected', async (t) => {
+  t.same(INTERNAL_NETWORKS_DEFAULTS.local, ['127.0.0.1/32', '::1/128'], 'local: loopback only (the stack\'s nginx listens on 127.0.0.1)')
+  const compose = INTERNAL_NETWORKS_DEFAULTS.compose
+  for (const c of ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16']) t.ok(compose.includes(c), `compose: RFC 1918 ${c} (Docker's NAT: host clients come from the bridge gateway)`)
+  t.ok(compose.includes('127.0.0.0/8') && compose.includes('::1/128'), 'compose: and loopback')
+  t.same(compose.filter((c) => isIPv4(c.split('/')[0]!) && !['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '127.0.0.0/8'].includes(c)), [], 'compose: nothing public')
+
+  const custom = ['10.201.0.0/24', '127.0.0.1/32', 'fd00::/8']
+  for (const mode of ['compose', 'local'] as const) {
+    const options: NginxConfigOptions = mode === 'compose'
+      ? { mode, internalNetworks: custom }
+      : { mode, upstreams: [3001], stateDir: join(work, 'custom-local'), internalNetworks: custom }
+    const text = renderNginxConfig(options)
+    checkInternal(t, uncommented(text), custom)
+    const { file } = await checkable(`custom-${mode}`, text)
+    const res = nginxTest(file)
+    t.ok(res.ok, `${mode} with ${custom.join(',')}: nginx -t passes${res.ok ? '' : `\n${res.output}`}`)
+    t.notMatch(res.output, /warn/, 'without warnings')
+  }
+  const nobody = renderNginxConfig({ mode: 'compose', internalNetworks: [] })
+  checkInternal(t, uncommented(nobody), [])
+  const { file } = await checkable('nobody', nobody)
+  t.ok(nginxTest(file).ok, '[]: nobody (deny all only), nginx -t passes')
+
+  t.same(parseInternalNetworks('10.0.0.0/8, 127.0.0.1,::1'), ['10.0.0.0/8', '127.0.0.1/32', '::1/128'], 'a bare address is /32 or /128')
+  t.equal(normalizeCidr('FD00::/8'), 'fd00::/8')
+  t.equal(renderNginxConfig({ mode: 'compose', internalNetworks: ['10.0.0.0/8', '10.0.0.0/8'] }).match(/allow 10\.0\.0\.0\/8;/g)?.length, 4, 'duplicates are dropped (one allow per location)')
+  const bad: Array<[string, RegExp]> = [
+    ['10.0.0.0/33', /prefix length of an IPv4 network is 0\.\.32/],
+    ['fd00::/129', /prefix length of an IPv6 network is 0\.\.128/],
+    ['10.0.0.1/8', /host bits set past \/8 \(the network is 10\.0\.0\.0\/8\)/],
+    ['10.0.0.256/24', /is not a CIDR/],
+    ['010.0.0.0/8', /is not a CIDR/],
+    ['localhost', /is not a CIDR/],
+    ['all', /is not a CIDR/],
+    ['10.0.0.0/8; allow all', /is not a CIDR/],
+    ['fe80::1%eth0/64', /is not a CIDR/],
+    ['', /is not a CIDR/],
+    ['10.0.0.0/', /is not a CIDR/]
+  ]
+  for (const [cidr, message] of bad) {
+    t.throws(() => renderNginxConfig({ mode: 'compose', internalNetworks: [cidr] }), message, `${JSON.stringify(cidr)} rejected`)
+    t.throws(() => renderNginxConfig({ mode: 'local', upstreams: [3001], stateDir: work, internalNetworks: ['127.0.0.1/32', cidr] }), message, `${JSON.stringify(cidr)} rejected in local mode too`)
+  }
+  t.throws(() => parseInternalNetworks('10.0.0.0/8,10.0.0.0/33'), /10\.0\.0\.0\/33/, 'parseInternalNetworks names the bad entry')
+
+  // The CLI: a clear error, exit 2, nothing rendered.
+  const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(repoDir(), 'tools', 'nginx-config.ts'), ...args], { encoding: 'utf8', timeout: 60_000, cwd: repoDir() })
+  const rejected = cli('--mode', 'compose', '--internal-networks', '10.0.0.0/8,192.168.1.1/16')
+  t.equal(rejected.status, 2, '--internal-networks with a bad CIDR: exit 2')
+  t.match(rejected.stderr, /--internal-networks: internal network "192\.168\.1\.1\/16" has host bits set/, 'naming the bad entry')
+  t.equal(rejected.stdout, '', 'and nothing rendered')
+  const ok = cli('--mode', 'local', '--api-ports', '3001', '--state-dir', join(work, 'cli'), '--internal-networks', '10.201.0.0/24,::1')
+  t.equal(ok.status, 0, `--mode local --internal-networks 10.201.0.0/24,::1: rendered${ok.status === 0 ? '' : `\n${ok.stderr}`}`)
+  checkInternal(t, uncommented(ok.stdout), ['10.201.0.0/24', '::1/128'])
+  t.equal(cli('--update', '--internal-networks', '10.0.0.0/8').status, 2, '--update with --internal-networks is refused (the committed renderings use the defaults)')
 })
 
 t.test('the limits are written in one place: the template has placeholders, not numbers', async (t) => {
