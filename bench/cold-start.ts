@@ -226,7 +226,7 @@ const stackLog = (() => {
 
 async function startBenchStack (startStack: StartStack, env: NodeJS.ProcessEnv, replicas: number, withNginx: boolean): Promise<{ stack: Stack, startS: number, stop: () => Promise<void> }> {
   const t = Date.now()
-  log(`starting the stack of ${appDir}: ${replicas} replica(s)${withNginx ? ' behind nginx (per-IP limits off)' : ', no nginx'}, state ${stateDir}${freshPending ? ' (--fresh)' : ''}`)
+  log(`starting the stack of ${appDir}: ${replicas} replica(s)${withNginx ? ' behind nginx (nginx per-IP and app rate limits off)' : ', no nginx, app rate limits off'}, state ${stateDir}${freshPending ? ' (--fresh)' : ''}`)
   const fresh = freshPending
   freshPending = false
   // nginx's JSON access log grows by ~100 MB per 30 s at 1000 connections; keep one stack's worth

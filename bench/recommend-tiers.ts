@@ -66,7 +66,9 @@ try {
     // The default LOG_LEVEL (info), as users run it: no per-request lines since issue 7.
     LOG_LEVEL: 'info',
     SCORER_THREADS: '1',
-    NODE_ENV: 'production'
+    NODE_ENV: 'production',
+    // One load generator is one client: the app's per-client rate limits would measure themselves.
+    RATE_LIMIT_ENABLED: 'false'
   }
   const sample = await (async () => {
     const port = await freePort()
@@ -110,7 +112,7 @@ try {
     }
   }
   const base = rows[0]?.rps ?? 1
-  console.log(`\n${runs} runs × ${duration} s, ${connections} connections, medians; ratio = req/s ÷ baseline req/s\n`)
+  console.log(`\n${runs} runs × ${duration} s, ${connections} connections, medians; app rate limits off; ratio = req/s ÷ baseline req/s\n`)
   console.log('| scenario | req/s | ratio | p50 ms | p99 ms | non-2xx + errors |')
   console.log('| --- | --- | --- | --- | --- | --- |')
   for (const r of rows) console.log(`| ${r.name} | ${Math.round(r.rps)} | ${(r.rps / base).toFixed(2)} | ${r.p50} | ${r.p99} | ${r.bad} |`)

@@ -1,14 +1,16 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import rateLimit from '@fastify/rate-limit'
 import type { Config } from './config.ts'
 import { RecError, errorBody, recErrorBody } from './lib/errors.ts'
 import { RequestLogging } from './lib/request-logging.ts'
 import { VALIDATION_CODE } from './lib/user-id.ts'
 import { INPUT_KIND, inputErrorMessage } from './schemas/common.ts'
 import metricsPlugin from './plugins/metrics.ts'
+import pressurePlugin from './plugins/pressure.ts'
+import docsPlugin from './plugins/docs.ts'
 import mysqlPlugin from './plugins/mysql.ts'
 import redisPlugin from './plugins/redis.ts'
+import rateLimitPlugin from './plugins/rate-limit.ts'
 import scorerPlugin from './plugins/scorer.ts'
 import statsPlugin from './plugins/stats.ts'
 import recommenderPlugin from './plugins/recommender.ts'
@@ -69,11 +71,11 @@ export async function buildApp (config: Config, fastifyOpts: FastifyServerOption
   })
 
   await app.register(metricsPlugin)
-  if (config.RATE_LIMIT_MAX > 0) {
-    await app.register(rateLimit, { max: config.RATE_LIMIT_MAX, timeWindow: 60_000, allowList: (req) => req.url.startsWith('/health') })
-  }
+  await app.register(pressurePlugin, { config })
+  await app.register(docsPlugin)
   await app.register(mysqlPlugin, { config })
   await app.register(redisPlugin, { config })
+  await app.register(rateLimitPlugin, { config })
   await app.register(scorerPlugin, { config })
   await app.register(statsPlugin, { config })
   await app.register(recommenderPlugin, { config })

@@ -70,12 +70,25 @@ export const ConfigSchema = Type.Object({
   BATCH_MAX_IDS: Int(100, 1, 10_000, 'max user ids per batch request'),
   DEFAULT_LIMIT: Int(10, 1, MAX_LIMIT, 'items returned when ?limit= is absent'),
   ADMIN_TOKEN: Type.String({ default: '', description: 'bearer token for admin endpoints (empty = admin endpoints always 401); at least 16 characters when set' }),
-  RATE_LIMIT_MAX: Int(0, 0, 10_000_000, 'requests per minute per client IP in the app (0 = off; NGINX limits per IP in front)'),
+  // Rate limits in the app, per client (its API key, else its IP), counted in Redis so the budget is
+  // one across replicas (src/plugins/rate-limit.ts). They replace RATE_LIMIT_MAX (one per-IP limit).
+  RATE_LIMIT_ENABLED: Type.Boolean({ default: true, description: 'per-client rate limits by tier in the app, counted in Redis so they are exact across replicas (false = off: benchmarks; NGINX limits per IP in front either way). Replaces RATE_LIMIT_MAX' }),
+  RATE_LIMIT_ANONYMOUS_PER_MIN: Int(100, 0, 10_000_000, 'requests per minute per client IP without an X-API-Key (0 = unlimited)'),
+  RATE_LIMIT_FREE_PER_MIN: Int(100, 0, 10_000_000, 'requests per minute per API key of tier free (0 = unlimited)'),
+  RATE_LIMIT_PREMIUM_PER_MIN: Int(1000, 0, 10_000_000, 'requests per minute per API key of tier premium (0 = unlimited)'),
+  RATE_LIMIT_ENTERPRISE_PER_MIN: Int(0, 0, 10_000_000, 'requests per minute per API key of tier enterprise (0 = unlimited)'),
+  RATE_LIMIT_ADMIN_PER_MIN: Int(60, 0, 10_000_000, 'requests per minute per client to POST /invalidate-cache and POST /events, a budget apart from the tier\'s (0 = unlimited)'),
+  RATE_LIMIT_KEY_CACHE_TTL_MS: Int(30_000, 100, 3_600_000, 'how long an API key lookup is cached in-process: a revoked key can keep working this long'),
 
   STATS_REFRESH_INTERVAL_S: Int(300, 1, 86_400, 'how often global statistics are recomputed (one replica at a time) and reloaded'),
   STATS_LOAD_TIMEOUT_MS: Int(30_000, 100, 600_000, 'max time to read the global statistics into memory (at boot and on reload)'),
   STATS_REFRESH_TIMEOUT_S: Int(600, 1, 86_400, 'after this a background recomputation is given up on (the previous statistics stay)'),
   STATS_ITEMS_PER_CATEGORY: Int(200, 1, 10_000, 'popular items kept in memory per category'),
+  // Load shedding, the last line of defence (src/plugins/pressure.ts). Far above what the
+  // cold-start scenario at 1000 connections reaches (event-loop delay p99 35-48 ms, bench/README.md).
+  SHED_MAX_EVENT_LOOP_DELAY_MS: Int(1000, 0, 60_000, 'shed new requests (503 + Retry-After) while the mean event-loop delay over the last second exceeds this (0 = never)'),
+  SHED_MAX_HEAP_USED_MB: Int(0, 0, 1_048_576, 'shed new requests while the V8 heap in use exceeds this many MiB (0 = 90% of the heap limit)'),
+  SHED_RETRY_AFTER_S: Int(5, 1, 3600, 'Retry-After of a shed request'),
   SHUTDOWN_DRAIN_DELAY_MS: Int(0, 0, 120_000, 'on SIGTERM: how long readiness fails (and new work is still served) before the server stops accepting; set it above the balancer\'s health-check interval'),
   SHUTDOWN_GRACE_MS: Int(10_000, 0, 600_000, 'on SIGTERM: time allowed for in-flight requests before the process exits anyway')
 })
@@ -107,6 +120,10 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     throw new ConfigError(`invalid configuration:\n${[...new Set(lines)].join('\n')}`)
   }
   const config = merged as unknown as Config
+  // RATE_LIMIT_MAX is gone; ignoring a limit someone still sets would silently lift it.
+  if (env.RATE_LIMIT_MAX !== undefined && env.RATE_LIMIT_MAX !== '' && env.RATE_LIMIT_MAX !== '0') {
+    throw new ConfigError(`invalid configuration:\n  RATE_LIMIT_MAX=${JSON.stringify(env.RATE_LIMIT_MAX)}: replaced by RATE_LIMIT_ENABLED=true and RATE_LIMIT_ANONYMOUS_PER_MIN (per IP; RATE_LIMIT_FREE/PREMIUM/ENTERPRISE_PER_MIN per API key); remove it`)
+  }
   if (config.ADMIN_TOKEN !== '' && config.ADMIN_TOKEN.length < 16) {
     throw new ConfigError('invalid configuration:\n  ADMIN_TOKEN: must be at least 16 characters when set')
   }

@@ -121,7 +121,7 @@ t.test('health endpoints report both dependencies and the pool', async (t) => {
 t.test('metrics count answers per cache tier', async (t) => {
   const res = await app.inject('/metrics')
   t.equal(res.statusCode, 200)
-  t.match(res.body, /recsvc_answers_total\{tier="HIT-L1"\} \d+/)
-  t.match(res.body, /recsvc_answers_total\{tier="MISS"\} \d+/)
+  t.match(res.body, /recsvc_answers_total\{tier="HIT-L1",status="200"\} [1-9]\d*/)
+  t.match(res.body, /recsvc_answers_total\{tier="MISS",status="200"\} [1-9]\d*/)
   t.match(res.body, /recsvc_scorings_total \d+/)
 })

@@ -81,5 +81,5 @@ export async function migrate (mysqlUrl: string, opts: { sqlDir?: string, log?: 
 /** Tables this project owns, children first, so --reset can drop exactly these and nothing else. */
 export const PROJECT_TABLES = [
   'purchases', 'searches', 'items', 'users', 'categories',
-  'item_popularity', 'category_popularity', 'category_cooccurrence', 'stats_meta', 'schema_migrations'
+  'item_popularity', 'category_popularity', 'category_cooccurrence', 'stats_meta', 'api_keys', 'schema_migrations'
 ] as const

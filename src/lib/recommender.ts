@@ -41,6 +41,9 @@ export interface RecommenderDeps {
   now?: () => number
   onScore?: () => void
   onBackgroundError?: (err: unknown) => void
+  /** every answer, single or one id of a batch: its tier ('ERROR' when there was none), its HTTP
+   *  status and how long it took */
+  onAnswer?: (tier: Tier | 'ERROR', status: number, ms: number) => void
 }
 
 export interface InvalidationResult { invalidated: number[], replicas: BroadcastResult }
@@ -67,17 +70,24 @@ export class Recommender {
 
   /** The one tier-decision path: single reads and every id of a batch go through it. */
   async get (userId: number, timing?: ServerTiming): Promise<Answer> {
-    const hit = this.deps.l1.get(userId)
-    if (hit) return { ...hit, tier: 'HIT-L1' }
-    const { promise, shared } = this.flight.do(userId, () => this.fill(userId, timing))
     const start = performance.now()
+    const hit = this.deps.l1.get(userId)
+    if (hit) {
+      this.deps.onAnswer?.('HIT-L1', hit.status, performance.now() - start)
+      return { ...hit, tier: 'HIT-L1' }
+    }
+    const { promise, shared } = this.flight.do(userId, () => this.fill(userId, timing))
+    let answer: Answer
     try {
-      return await this.withinMissTimeout(promise)
+      answer = await this.withinMissTimeout(promise).catch((err: unknown) => this.degrade(userId, err))
     } catch (err) {
-      return this.degrade(userId, err)
+      this.deps.onAnswer?.('ERROR', err instanceof RecError ? err.statusCode : 500, performance.now() - start)
+      throw err
     } finally {
       if (shared) timing?.add('wait', performance.now() - start)
     }
+    this.deps.onAnswer?.(answer.tier, answer.status, performance.now() - start)
+    return answer
   }
 
   /** Batch read: every id goes through `get` (L1, single flight, lease, fallback); Redis commands

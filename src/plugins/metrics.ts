@@ -1,47 +1,80 @@
 import fp from 'fastify-plugin'
 import fastifyMetricsModule from 'fastify-metrics'
 import client from 'prom-client'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { performance } from 'node:perf_hooks'
 
 // fastify-metrics is CommonJS with an `exports.default`; under NodeNext the default import is the
 // module object.
 const fastifyMetrics = fastifyMetricsModule.default
 
 export interface RecMetrics {
+  /** this app's registry: every plugin registers its own series here */
   registry: client.Registry
-  cacheAnswers: client.Counter<'tier'>
 }
 
 declare module 'fastify' {
   interface FastifyInstance { recMetrics: RecMetrics }
 }
 
-/** Prometheus metrics: fastify-metrics for process and per-route figures, plus this service's own
- *  in a registry per app instance, so several instances in one process (tests) do not collide.
- *  Other plugins register their own series on `recMetrics.registry` (the scorer its pool, the
- *  recommender its LRU); this one holds the counters the routes share and the event-loop delay. */
+/** How often the event-loop delay is sampled: a timer's lateness is the delay a request would
+ *  have met at that moment. 20 ms costs nothing measurable and catches every stall past 20 ms. */
+const EVENT_LOOP_SAMPLE_MS = 20
+
+/** Prometheus metrics on a registry per app instance (several instances in one process, as in the
+ *  tests, never share a series): fastify-metrics for per-route durations and Node's default
+ *  metrics, and the event loop's delay and utilisation. Every other plugin registers its own
+ *  series on `recMetrics.registry`. Histograms and counters only grow, so any number of scrapers
+ *  can read them (nothing is reset per scrape). */
 export default fp(async function metricsPlugin (app) {
+  const registry = new client.Registry()
   await app.register(fastifyMetrics, {
     endpoint: null,
-    clearRegisterOnInit: true,
-    routeMetrics: { enabled: { histogram: true, summary: false }, registeredRoutesOnly: true, groupStatusCodes: false }
+    promClient: client,
+    defaultMetrics: { enabled: true, register: registry },
+    routeMetrics: {
+      enabled: { histogram: true, summary: false },
+      registeredRoutesOnly: true,
+      groupStatusCodes: false,
+      overrides: {
+        // Not collected, but created: on the global registry it would clash between two apps.
+        summary: { registers: [registry] },
+        histogram: {
+          registers: [registry],
+          buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+        }
+      }
+    }
   })
-  const registry = new client.Registry()
-  const eld = monitorEventLoopDelay({ resolution: 1 })
-  eld.enable()
-  const m: RecMetrics = {
-    registry,
-    cacheAnswers: new client.Counter({ name: 'recsvc_answers_total', help: 'recommendation answers by cache tier', labelNames: ['tier'], registers: [registry] })
-  }
-  new client.Gauge({
-    name: 'recsvc_event_loop_delay_p99_seconds', help: 'event-loop delay p99 since the last scrape', registers: [registry],
-    collect () { this.set(eld.percentile(99) / 1e9); eld.reset() }
+
+  const delay = new client.Histogram({
+    name: 'recsvc_event_loop_delay_seconds',
+    help: `event-loop delay: how late a ${EVENT_LOOP_SAMPLE_MS} ms timer fired, sampled continuously`,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry]
   })
-  app.decorate('recMetrics', m)
+  let expected = performance.now() + EVENT_LOOP_SAMPLE_MS
+  const sampler = setInterval(() => {
+    const now = performance.now()
+    delay.observe(Math.max(0, now - expected) / 1000)
+    expected = now + EVENT_LOOP_SAMPLE_MS
+  }, EVENT_LOOP_SAMPLE_MS)
+  sampler.unref()
+
+  const eluAtStart = performance.eventLoopUtilization()
+  new client.Counter({
+    name: 'recsvc_event_loop_busy_seconds_total',
+    help: 'time the event loop spent running callbacks (its rate is the event-loop utilisation, 0 to 1)',
+    registers: [registry],
+    collect () {
+      this.reset()
+      this.inc(performance.eventLoopUtilization(eluAtStart).active / 1000)
+    }
+  })
+
+  app.decorate('recMetrics', { registry })
   app.get('/metrics', async (_req, reply) => {
-    const merged = client.Registry.merge([client.register, registry])
-    reply.type(merged.contentType)
-    return await merged.metrics()
+    reply.type(registry.contentType)
+    return await registry.metrics()
   })
-  app.addHook('onClose', async () => { eld.disable() })
+  app.addHook('onClose', async () => { clearInterval(sampler) })
 }, { name: 'metrics' })

@@ -1,13 +1,13 @@
 import fp from 'fastify-plugin'
 import { modelVersion, type Config } from '../config.ts'
 import { BoundedGate } from '../lib/bounded-gate.ts'
-import { CircuitBreaker } from '../lib/circuit-breaker.ts'
+import { CircuitBreaker, type BreakerState } from '../lib/circuit-breaker.ts'
 import { FallbackAnswers } from '../lib/fallback-answer.ts'
 import { InvalidationBus } from '../lib/invalidation-bus.ts'
 import { AnswerLifetimes } from '../lib/cached-answer.ts'
 import { L1Cache } from '../lib/l1-cache.ts'
 import { L2Cache } from '../lib/l2-cache.ts'
-import { Counter, Gauge } from 'prom-client'
+import { Counter, Gauge, Histogram } from 'prom-client'
 import { Recommender } from '../lib/recommender.ts'
 import { UserStore } from '../lib/user-store.ts'
 import { RecError } from '../lib/errors.ts'
@@ -31,14 +31,79 @@ declare module 'fastify' {
 export default fp(async function recommenderPlugin (app, opts: { config: Config }) {
   const c = opts.config
   const version = modelVersion(c)
-  const onStateChange = (state: string, name: string) => app.log.warn({ dependency: name, state }, 'circuit breaker changed state')
+  const registers = [app.recMetrics.registry]
+  const breakerState = new Gauge({
+    name: 'recsvc_circuit_breaker_state',
+    help: 'circuit breaker in front of each dependency: 1 for its current state',
+    labelNames: ['dependency', 'state'],
+    registers
+  })
+  const BREAKER_STATES: BreakerState[] = ['closed', 'open', 'half-open']
+  const showState = (name: string, current: BreakerState) => {
+    for (const state of BREAKER_STATES) breakerState.set({ dependency: name, state }, state === current ? 1 : 0)
+  }
+  const onStateChange = (state: BreakerState, name: string) => {
+    showState(name, state)
+    app.log.warn({ dependency: name, state }, 'circuit breaker changed state')
+  }
+  showState('redis', 'closed')
+  showState('database', 'closed')
   const breakers = {
     redis: new CircuitBreaker({ name: 'redis', failureThreshold: c.BREAKER_FAILURES, cooldownMs: c.BREAKER_COOLDOWN_MS, onStateChange }),
     mysql: new CircuitBreaker({ name: 'database', failureThreshold: c.BREAKER_FAILURES, cooldownMs: c.BREAKER_COOLDOWN_MS, onStateChange })
   }
-  const registers = [app.recMetrics.registry]
   const redisErrors = new Counter({ name: 'recsvc_redis_errors_total', help: 'Redis cache operations that failed', labelNames: ['op'], registers })
   const scorings = new Counter({ name: 'recsvc_scorings_total', help: 'users scored in the worker pool', registers })
+  const answers = new Counter({
+    name: 'recsvc_answers_total',
+    help: 'recommendation answers (single and each id of a batch) by the tier that answered and their HTTP status',
+    labelNames: ['tier', 'status'],
+    registers
+  })
+  const answerSeconds = new Histogram({
+    name: 'recsvc_answer_duration_seconds',
+    help: 'time to an answer, by the tier that gave it',
+    labelNames: ['tier'],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers
+  })
+  // Label children looked up once: the L1 path runs this for every request.
+  const answerSeries = new Map<string, { count: Counter.Internal, time: Histogram.Internal<string> }>()
+  const onAnswer = (tier: string, status: number, ms: number) => {
+    const key = `${tier} ${status}`
+    let series = answerSeries.get(key)
+    if (series === undefined) {
+      series = { count: answers.labels(tier, String(status)), time: answerSeconds.labels(tier) }
+      answerSeries.set(key, series)
+    }
+    series.count.inc()
+    series.time.observe(ms / 1000)
+  }
+  const backgroundFailures = new Counter({
+    name: 'recsvc_background_failures_total',
+    help: 'background work that failed (revalidate: a stale answer\'s refresh)',
+    labelNames: ['task'],
+    registers
+  })
+  const invalidationsSent = new Counter({ name: 'recsvc_invalidations_sent_total', help: 'users this replica invalidated on every replica', registers })
+  const invalidationsReceived = new Counter({ name: 'recsvc_invalidations_received_total', help: 'users other replicas told this one to drop', registers })
+  const invalidationAcks = new Counter({
+    name: 'recsvc_invalidation_acks_total',
+    help: 'replica acknowledgements of this replica\'s invalidations: acked, or missing at the ack timeout',
+    labelNames: ['result'],
+    registers
+  })
+  const ackSeconds = new Histogram({
+    name: 'recsvc_invalidation_ack_duration_seconds',
+    help: 'from publishing an invalidation to the last acknowledgement (or the ack timeout)',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers
+  })
+  const subscriptionUp = new Gauge({
+    name: 'recsvc_invalidation_subscription_up',
+    help: '1 while the invalidation subscription is confirmed by heartbeats (the LRU is trusted), else 0',
+    registers
+  })
   const lifetimes = new AnswerLifetimes({ l2TtlS: c.L2_TTL_S, graceS: c.CACHE_GRACE_S, notFoundTtlMs: c.NOT_FOUND_TTL_MS, ttlJitter: c.CACHE_TTL_JITTER })
   const l1 = new L1Cache({
     maxEntries: c.L1_MAX_ENTRIES,
@@ -86,12 +151,22 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     fallback: (userId) => fallbacks.answer(userId, app.globalStats.current()),
     missGate: new BoundedGate({ name: 'recommendations', limit: c.MISS_MAX_INFLIGHT, maxQueue: c.MISS_MAX_QUEUE, queueTimeoutMs: c.MISS_TIMEOUT_MS }),
     missTimeoutMs: c.MISS_TIMEOUT_MS,
-    broadcast: (ids) => bus.broadcast(ids),
+    broadcast: async (ids) => {
+      const start = performance.now()
+      const result = await bus.broadcast(ids)
+      ackSeconds.observe((performance.now() - start) / 1000)
+      invalidationsSent.inc(ids.length)
+      invalidationAcks.inc({ result: 'acked' }, result.acked)
+      if (result.expected > result.acked) invalidationAcks.inc({ result: 'missing' }, result.expected - result.acked)
+      return result
+    },
     weights,
     modelVersion: version,
     leaseWaitMs: c.LEASE_WAIT_MS,
     onScore: () => scorings.inc(),
+    onAnswer,
     onBackgroundError: (err) => {
+      backgroundFailures.inc({ task: 'revalidate' })
       // Under overload a refresh may not get a slot; the stale answer simply stays a little longer.
       const busy = err instanceof RecError && err.code === 'REC_ERR_OVERLOADED'
       app.log[busy ? 'debug' : 'warn']({ err }, 'background refresh failed; the stale answer stays until grace ends')
@@ -107,8 +182,15 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     ackTimeoutMs: c.INVALIDATION_ACK_TIMEOUT_MS,
     heartbeatIntervalMs: c.INVALIDATION_HEARTBEAT_MS,
     silentAfterMs: c.INVALIDATION_SILENT_AFTER_MS,
-    onInvalidate: (ids) => recommender.dropLocal(ids),
-    onSubscriptionChange: (up) => { if (up) l1.trust(); else l1.distrust() },
+    onInvalidate: (ids) => {
+      invalidationsReceived.inc(ids.length)
+      recommender.dropLocal(ids)
+    },
+    onSubscriptionChange: (up) => {
+      subscriptionUp.set(up ? 1 : 0)
+      if (up) l1.trust()
+      else l1.distrust()
+    },
     log: app.log
   })
 

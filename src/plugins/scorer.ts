@@ -4,7 +4,7 @@ import type { Config } from '../config.ts'
 import type { ScoreTask } from '../../workers/types.ts'
 import type { AnswerBody } from '../../workers/answer-body.ts'
 import { BatchingScorer } from '../lib/batching-scorer.ts'
-import { Gauge } from 'prom-client'
+import { Gauge, Histogram } from 'prom-client'
 import { packHistory } from '../../workers/history-wire.ts'
 
 function warmUpTask (): ScoreTask {
@@ -55,8 +55,22 @@ export default fp(async function scorerPlugin (app, opts: { config: Config }) {
     maxThreads: c.SCORER_THREADS,
     idleTimeout: 60_000
   })
+  const registers = [app.recMetrics.registry]
+  const taskSeconds = new Histogram({
+    name: 'recsvc_scorer_task_duration_seconds',
+    help: 'one pool task (a batch of up to 16 users) from hand-over to piscina to its result',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers
+  })
   const batches = new BatchingScorer<ScoreTask, AnswerBody>({
-    runBatch: (tasks) => pool.run(tasks),
+    runBatch: async (tasks) => {
+      const end = taskSeconds.startTimer()
+      try {
+        return await pool.run(tasks)
+      } finally {
+        end()
+      }
+    },
     maxInFlight: 2 * c.SCORER_THREADS,
     maxBatch: SCORER_MAX_BATCH,
     maxQueue: c.SCORER_MAX_QUEUE,
@@ -73,7 +87,15 @@ export default fp(async function scorerPlugin (app, opts: { config: Config }) {
   await Promise.all(Array.from({ length: c.SCORER_THREADS }, () => pool.run([warmUpTask()])))
   app.decorate('scorer', scorer)
   new Gauge({
-    name: 'recsvc_scorer_threads', help: 'scoring pool threads by state', labelNames: ['state'], registers: [app.recMetrics.registry],
+    name: 'recsvc_scorer_queue_size', help: 'users waiting for a scoring thread (our bounded queue)', registers,
+    collect () { this.set(batches.queued) }
+  })
+  new Gauge({
+    name: 'recsvc_scorer_utilization_ratio', help: 'share of the pool\'s thread time spent running tasks since start (piscina)', registers,
+    collect () { this.set(pool.utilization) }
+  })
+  new Gauge({
+    name: 'recsvc_scorer_threads', help: 'scoring pool threads by state', labelNames: ['state'], registers,
     collect () {
       const s = scorer.stats()
       this.set({ state: 'size' }, s.size)

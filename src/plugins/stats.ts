@@ -78,6 +78,21 @@ export default fp(async function statsPlugin (app, opts: { config: Config }) {
     registers: [app.recMetrics.registry]
   })
   for (const result of ['ok', 'failed', 'skipped_locked']) refreshes.inc({ result }, 0)
+  const loadFailures = new client.Counter({
+    name: 'recsvc_stats_load_failures_total',
+    help: 'background reloads of the global statistics that failed (the previous version stays in use)',
+    registers: [app.recMetrics.registry]
+  })
+  // When the statistics in use were computed (by whichever replica), for their age.
+  let computedAt: number | undefined
+  new client.Gauge({
+    name: 'recsvc_stats_version', help: 'version of the global statistics in use (counts reloads on this replica)', registers: [app.recMetrics.registry],
+    collect () { this.set(snapshot?.version ?? 0) }
+  })
+  new client.Gauge({
+    name: 'recsvc_stats_age_seconds', help: 'age of the global statistics in use, since they were computed (NaN: never computed)', registers: [app.recMetrics.registry],
+    collect () { this.set(computedAt === undefined ? Number.NaN : (Date.now() - computedAt) / 1000) }
+  })
 
   const load = async () => {
     // The outer bound is the whole load's; the inner one (per statement) keeps a timed-out
@@ -87,6 +102,7 @@ export default fp(async function statsPlugin (app, opts: { config: Config }) {
     const buffer = new SharedArrayBuffer(bytes.length)
     new Uint8Array(buffer).set(bytes)
     snapshot = { version: ++version, stats, buffer }
+    computedAt = await refreshedAt().catch(() => computedAt)
     return stats
   }
 
@@ -225,7 +241,10 @@ export default fp(async function statsPlugin (app, opts: { config: Config }) {
       })
       if (token === null) refreshes.inc({ result: 'skipped_locked' })
       else await refreshLocked(token)
-      if (!closing) await load()
+      if (!closing) await load().catch((err: unknown) => {
+        loadFailures.inc()
+        throw err
+      })
     } catch (err) {
       if (closing) app.log.info({ err }, 'global stats refresh stopped by shutdown')
       else app.log.warn({ err }, 'global stats refresh failed; keeping the previous version')

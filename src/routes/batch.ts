@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Config } from '../config.ts'
+import { publicSecurity } from '../plugins/docs.ts'
 import { ErrorSchema } from '../schemas/common.ts'
 import { batchBody, batchQuery, BatchResponse } from '../schemas/recommendation.ts'
 import { requireLimit, requireUserIds } from '../lib/user-id.ts'
@@ -11,7 +12,12 @@ import { bodyFor } from '../../workers/answer-body.ts'
 
 const batchRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const c = opts.config
-  const response = { 200: BatchResponse, 400: ErrorSchema, 413: ErrorSchema, 503: ErrorSchema }
+  const response = { 200: BatchResponse, 400: ErrorSchema, 401: ErrorSchema, 429: ErrorSchema, 500: ErrorSchema, 503: ErrorSchema }
+  const docs = {
+    tags: ['recommendations'],
+    security: publicSecurity,
+    description: `Up to ${c.BATCH_MAX_IDS} users; a user that is unknown or could not be answered is listed in \`errors\`, not failed.`
+  }
   const BatchBody = batchBody(c.BATCH_MAX_IDS)
   const BatchQuery = batchQuery(c.BATCH_MAX_IDS)
   // Refused before parsing: room for BATCH_MAX_IDS quoted 10-digit ids, pretty-printed, and a
@@ -39,7 +45,6 @@ const batchRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
       } else if (a.status === 404) {
         errors.push({ user_id: id, status: 404, error: `user ${id} not found` })
       } else {
-        app.recMetrics.cacheAnswers.inc({ tier: a.tier })
         results.push(bodyFor(a.body, limit))
       }
     }
@@ -47,10 +52,18 @@ const batchRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
     return reply.header('server-timing', timing.toString()).type('application/json; charset=utf-8').send(body)
   }
 
-  app.get('/batch-recommend', { schema: { querystring: BatchQuery, response } }, async (req, reply) => {
+  app.get('/batch-recommend', { schema: { summary: 'Recommendations for several users (ids in the query)', ...docs, querystring: BatchQuery, response } }, async (req, reply) => {
     return await answerBatch(req.query.user_ids.split(','), req.query.limit, reply)
   })
-  app.post('/batch-recommend', { bodyLimit, schema: { body: BatchBody, response } }, async (req, reply) => {
+  app.post('/batch-recommend', {
+    bodyLimit,
+    schema: {
+      summary: 'Recommendations for several users (ids in a JSON body)',
+      ...docs,
+      body: BatchBody,
+      response: { ...response, 413: ErrorSchema, 415: ErrorSchema }
+    }
+  }, async (req, reply) => {
     return await answerBatch(req.body.user_ids, req.body.limit, reply)
   })
 }

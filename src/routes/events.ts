@@ -3,6 +3,7 @@ import type { Config } from '../config.ts'
 import { ErrorSchema } from '../schemas/common.ts'
 import { EventsBody, EventsResponse, InvalidEventsErrorSchema } from '../schemas/events.ts'
 import { adminAuthHook } from '../lib/admin-auth.ts'
+import { adminSecurity } from '../plugins/docs.ts'
 import { RecError } from '../lib/errors.ts'
 import { EventWriter } from '../lib/event-writer.ts'
 
@@ -15,8 +16,22 @@ const eventRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
 
   app.post('/events', {
     schema: {
+      summary: 'Store searches and purchases, then drop the users\' cached answers',
+      description: 'One transaction for the whole batch: a bad entry refuses it, every bad entry named in `entries`.',
+      tags: ['admin'],
+      security: adminSecurity,
       body: EventsBody,
-      response: { 201: EventsResponse, 400: InvalidEventsErrorSchema, 401: ErrorSchema, 409: ErrorSchema, 503: ErrorSchema }
+      response: {
+        201: EventsResponse,
+        400: InvalidEventsErrorSchema,
+        401: ErrorSchema,
+        409: ErrorSchema,
+        413: ErrorSchema,
+        415: ErrorSchema,
+        429: ErrorSchema,
+        500: ErrorSchema,
+        503: ErrorSchema
+      }
     }
   }, async (req, reply) => {
     // A bad batch throws InvalidEventsError: the error handler answers it, entries included.

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { Config } from '../config.ts'
+import { ErrorSchema } from '../schemas/common.ts'
 import { withTimeout } from '../lib/timeout.ts'
 
 const Part = Type.Union([Type.Literal('ok'), Type.Literal('down')])
@@ -14,9 +15,10 @@ const Health = Type.Object({
   failing: Type.Optional(Type.Array(Type.String()))
 })
 
-const Ready = Type.Object({ status: Type.Union([Type.Literal('ok'), Type.Literal('starting'), Type.Literal('shutting_down')]) })
+const Ready = Type.Object({ status: Type.Union([Type.Literal('ok'), Type.Literal('starting'), Type.Literal('shutting_down'), Type.Literal('overloaded')]) })
 
 const healthRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
+  const tags = ['operations']
   const timeout = Math.max(opts.config.MYSQL_QUERY_TIMEOUT_MS, opts.config.REDIS_COMMAND_TIMEOUT_MS)
 
   const check = async () => {
@@ -37,7 +39,9 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, 
     }
   }
 
-  app.get('/health/live', { schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({ status: 'ok' as const }))
+  app.get('/health/live', {
+    schema: { summary: 'Liveness: the process answers', tags, response: { 200: Type.Object({ status: Type.Literal('ok') }), 500: ErrorSchema } }
+  }, async () => ({ status: 'ok' as const }))
 
   // Readiness is about this process only: booted (every plugin loaded, which needs both
   // dependencies reachable at start-up) and not shutting down (SIGTERM sets app.shuttingDown, see
@@ -47,14 +51,16 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, 
   // Dependency state is in /health and in the metrics.
   let booted = false
   app.addHook('onReady', async () => { booted = true })
-  const notReady = (): 'starting' | 'shutting_down' | undefined => {
+  const notReady = (): 'starting' | 'shutting_down' | 'overloaded' | undefined => {
     if (!booted) return 'starting'
     if (app.shuttingDown) return 'shutting_down'
-    // Load shedding (none yet) goes here: a replica that refuses new work reports it, e.g.
-    // `if (app.shedding) return 'shedding'`, with the reason added to the Ready schema.
+    // Shedding new work (plugins/pressure.ts): balancers should send it elsewhere until it recovers.
+    if (app.shedding() !== undefined) return 'overloaded'
     return undefined
   }
-  app.get('/health/ready', { schema: { response: { 200: Ready, 503: Ready } } }, async (_req, reply) => {
+  app.get('/health/ready', {
+    schema: { summary: 'Readiness: booted and not shutting down (503 otherwise)', tags, response: { 200: Ready, 503: Ready, 500: ErrorSchema } }
+  }, async (_req, reply) => {
     const reason = notReady()
     return reply.code(reason ? 503 : 200).send({ status: reason ?? 'ok' as const })
   })
@@ -62,7 +68,9 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, 
   // Dependency state, for people and monitoring (no probe or balancer uses it): 503 whenever a
   // dependency does not answer ("degraded", with `failing`) or the process shuts down, 200 only
   // when all is well, so an HTTP status check alerts on an outage without parsing the body.
-  app.get('/health', { schema: { response: { 200: Health, 503: Health } } }, async (_req, reply) => {
+  app.get('/health', {
+    schema: { summary: 'Dependency state (503 when one is down or the process shuts down)', tags, response: { 200: Health, 503: Health, 500: ErrorSchema } }
+  }, async (_req, reply) => {
     const h = await check()
     return reply.code(h.status === 'ok' ? 200 : 503).send(h)
   })

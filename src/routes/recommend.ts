@@ -6,15 +6,21 @@ import { requireLimit, requireUserId } from '../lib/user-id.ts'
 import { ServerTiming } from '../lib/server-timing.ts'
 import type { Answer } from '../lib/recommender.ts'
 import { encodedBody } from '../../workers/answer-body.ts'
+import { publicSecurity } from '../plugins/docs.ts'
 
 const recommendRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const defaultLimit = opts.config.DEFAULT_LIMIT
   const graceS = opts.config.CACHE_GRACE_S
   app.get('/recommend/:id', {
     schema: {
+      summary: 'Recommendations for one user',
+      description: 'Served from the in-process LRU, then Redis, then scored from MySQL (header x-cache: the tier). ' +
+        'An unknown user is a 404; `limit` cuts the item list.',
+      tags: ['recommendations'],
+      security: publicSecurity,
       params: UserIdParams,
       querystring: LimitQuery,
-      response: { 200: RecommendationSchema, 400: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema }
+      response: { 200: RecommendationSchema, 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 429: ErrorSchema, 500: ErrorSchema, 503: ErrorSchema }
     }
   }, async (req, reply) => {
     const userId = requireUserId(req.params.id)
@@ -23,7 +29,6 @@ const recommendRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (ap
     const start = performance.now()
     const answer = await app.recommender.get(userId, timing)
     timing.add('total', performance.now() - start)
-    app.recMetrics.cacheAnswers.inc({ tier: answer.tier })
     // The body is the cached, already-encoded JSON: sent as is, no serialization on a hit.
     return reply
       .code(answer.status)

@@ -43,7 +43,7 @@ const USAGE = `usage: npm run stack -- [options]
   --api-base-port P    first API port; replicas listen on P..P+N-1 (default 3001)
   --port P             nginx's port, the one clients use (default 8080)
   --status-port P      nginx's stub_status port on 127.0.0.1 (default: --port + 1 when free)
-  --no-rate-limit      nginx without its per-IP limits (for benchmarks; or NGINX_RATE_LIMIT=off)
+  --no-rate-limit      nginx without its per-IP limits, and the app's per-client limits off (for benchmarks; or NGINX_RATE_LIMIT=off)
   --no-nginx           only the replicas, no nginx in front
   --users N            demo users to seed when the database is empty (default 10000)
   --fresh              wipe the state directory (.stack/, databases included) first

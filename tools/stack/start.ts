@@ -4,6 +4,8 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { rateLimitFromEnv } from '../nginx-config.ts'
+import { loadConfig } from '../../src/config.ts'
+import { describeRateLimits } from '../../src/plugins/rate-limit.ts'
 import { apiPorts, createReplicas } from './api.ts'
 import { findBinaries } from './binaries.ts'
 import type { StackContext, WaitFor } from './context.ts'
@@ -155,14 +157,19 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
     checkAbort()
 
     // ---- API replicas
+    // Without nginx's per-IP limits (the benchmark switch: one load generator is one client) the
+    // app's per-client limits are off too; otherwise the replicas get RATE_LIMIT_* from the env.
+    const replicaEnv = rateLimit ? baseEnv : { ...baseEnv, RATE_LIMIT_ENABLED: 'false' }
     const { apiUrls, spawnReplica, waitReady, killReplica, startReplica, restartReplica } = createReplicas(ctx, apis, {
-      options, root, runDir, ports, replicas, withNginx, baseEnv, redisUrl, mysqlUrl, adminToken
+      options, root, runDir, ports, replicas, withNginx, baseEnv: replicaEnv, redisUrl, mysqlUrl, adminToken
     })
 
     const ta = Date.now()
     ports.forEach((_port, i) => spawnReplica(i))
     await settleAll(ports.map((_port, i) => waitReady(i)))
-    log(`${replicas} replica(s) ready in ${secs(Date.now() - ta)}`)
+    let appLimits: string
+    try { appLimits = describeRateLimits(loadConfig(replicaEnv)) } catch { appLimits = 'see the replicas\' logs' }
+    log(`${replicas} replica(s) ready in ${secs(Date.now() - ta)}, app rate limits: ${appLimits}`)
 
     if (withNginx) {
       // Ports picked at random (port 0, as the tests do) were free when probed, seconds ago; another
