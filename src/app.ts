@@ -36,6 +36,10 @@ export async function buildApp (config: Config, fastifyOpts: FastifyServerOption
     logController: new RequestLogging(config.LOG_SLOW_REQUEST_MS),
     trustProxy: trustProxyOption(config.TRUST_PROXY),
     requestIdHeader: 'x-request-id',
+    // A request that reaches a closing server on a kept-alive connection (a proxy's, mid-shutdown)
+    // is served, with Connection: close, rather than answered 503: nginx never retries a 503, so
+    // that request would fail the client. New connections are refused by then, which nginx retries.
+    return503OnClosing: false,
     genReqId: () => crypto.randomUUID(),
     // No type coercion: "0x10", "1e3" or true would become users 16, 1000 and 1. Ids and limits are
     // strings or numbers checked by the shared schemas (schemas/common.ts); `verbose` lets the error
@@ -45,7 +49,12 @@ export async function buildApp (config: Config, fastifyOpts: FastifyServerOption
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.decorate('shuttingDown', false)
-  app.addHook('onRequest', async (_req, reply) => { reply.header('x-served-by', config.REPLICA_ID) })
+  app.addHook('onRequest', async (_req, reply) => {
+    reply.header('x-served-by', config.REPLICA_ID)
+    // Draining (SIGTERM, before close): still serving, but wind the proxy's kept-alive connections
+    // down, so few requests are in flight on them when the port closes.
+    if (app.shuttingDown) reply.header('connection', 'close')
+  })
 
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof RecError) {
