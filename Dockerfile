@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1.7
-#
 # recsvc image: Node 24 LTS on Debian slim, three stages.
 #   build     npm ci with dev dependencies, then tsc -> dist/
 #   prod-deps npm ci --omit=dev: the runtime node_modules only
@@ -12,14 +10,21 @@
 # .dockerignore is an allow-list: only package*.json, tsconfig*.json, src/, workers/, scripts/ and sql/
 # reach the build context, so .env files, .git, node_modules and dist/ never end up in a layer.
 
+# The Node base image. Official by default; tools/docker/stand-ins.sh builds a local stand-in from
+# Debian's packages (and Node from the npm registry) for machines that reach no image registry:
+#   docker build --build-arg NODE_IMAGE=recsvc-standin/node:24-bookworm-slim .
+# Nothing else is pulled: no `# syntax=` frontend image, no cache mounts (the legacy builder of
+# docker-compose 1.29 builds this file as well as BuildKit does).
+ARG NODE_IMAGE=node:24-bookworm-slim
+
 # ---------------------------------------------------------------------------------------------------
-FROM node:24-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
 COPY package.json package-lock.json ./
 # --ignore-scripts: the build needs only tsc; no dependency's install script is required for it
 # (the dev-only `node` package would otherwise download a second Node binary here).
-RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts
+RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY workers ./workers
@@ -29,15 +34,15 @@ COPY scripts ./scripts
 RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json
 
 # ---------------------------------------------------------------------------------------------------
-FROM node:24-bookworm-slim AS prod-deps
+FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
 COPY package.json package-lock.json ./
 # No production dependency has an install script (checked by test/deploy/docker-files.test.ts).
-RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts
+RUN npm ci --omit=dev --ignore-scripts
 
 # ---------------------------------------------------------------------------------------------------
-FROM node:24-bookworm-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
 # tini as PID 1: forwards SIGTERM to node (graceful drain, see SHUTDOWN_DRAIN_DELAY_MS) and reaps zombies.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \

@@ -14,15 +14,27 @@
 #
 #   command: ["/bin/sh", "/etc/nginx/dns-reload.sh"]        (extra arguments go to every nginx call)
 #
-# Environment: NGINX_UPSTREAM_HOST (default api), NGINX_DNS_INTERVAL_S (default 2),
-# NGINX_DNS_WAIT_S (how long to wait at start for the name to resolve; default 60), NGINX_BIN.
-# Needs sh, getent and sort: present in the Debian-based official nginx images.
+# A new address is added only once it is ready: Docker's DNS lists a container as soon as it
+# starts, seconds before the replica listens, and nginx would send it requests it can only refuse
+# (a GET moves on, but after proxy_next_upstream_tries refusals the client gets a 503, and the
+# failures keep the replica out for fail_timeout after it is up). So when the answer gains
+# addresses, the reload waits until every address answers its readiness check (or
+# NGINX_READY_WAIT_S passes); an answer that only loses addresses reloads at once.
+#
+# Environment: NGINX_UPSTREAM_HOST (default api), NGINX_UPSTREAM_PORT (default 3000),
+# NGINX_READY_PATH (default /health/ready; NGINX_READY_PROBE=off skips the check),
+# NGINX_READY_WAIT_S (default 60), NGINX_DNS_INTERVAL_S (default 2), NGINX_DNS_WAIT_S (how long
+# to wait at start for the name to resolve; default 60), NGINX_BIN.
+# Needs sh, getent, sort and curl: present in the Debian-based official nginx images.
 set -u
 
 NGINX=${NGINX_BIN:-nginx}
 HOST=${NGINX_UPSTREAM_HOST:-api}
 INTERVAL=${NGINX_DNS_INTERVAL_S:-2}
 WAIT=${NGINX_DNS_WAIT_S:-60}
+PORT=${NGINX_UPSTREAM_PORT:-3000}
+READY_PATH=${NGINX_READY_PATH:-/health/ready}
+READY_WAIT=${NGINX_READY_WAIT_S:-60}
 
 log() { echo "dns-reload: $*" >&2; }
 
@@ -30,6 +42,23 @@ log() { echo "dns-reload: $*" >&2; }
 addresses() {
   { getent ahostsv4 "$HOST" 2>/dev/null || getent hosts "$HOST" 2>/dev/null; } |
     while read -r ip _; do echo "$ip"; done | sort -u | tr '\n' ' '
+}
+
+# Every address of $1 answers its readiness check (curl, 1 s each).
+all_ready() {
+  [ "${NGINX_READY_PROBE:-curl}" = off ] && return 0
+  for ip in $1; do
+    curl -fsS -m 1 -o /dev/null "http://$ip:$PORT$READY_PATH" 2>/dev/null || return 1
+  done
+  return 0
+}
+
+# $1 has an address that $2 lacks.
+gains() {
+  for ip in $1; do
+    case " $2 " in *" $ip "*) ;; *) return 0 ;; esac
+  done
+  return 1
 }
 
 # nginx refuses to start while an upstream name does not resolve (no replica running yet).
@@ -63,6 +92,13 @@ while kill -0 "$nginx_pid" 2>/dev/null; do
   next=$(addresses)
   # Nothing resolves (DNS hiccup, or the service scaled to 0): keep the last good server list.
   if [ -n "$next" ] && [ "$next" != "$current" ]; then
+    if gains "$next" "$current" && ! all_ready "$next"; then
+      # Replicas starting: wait for them (the running config keeps serving), up to READY_WAIT.
+      if [ "$next" != "${pending:-}" ]; then pending=$next; pending_since=$(date +%s); log "$HOST -> $next: waiting until the new addresses are ready"; fi
+      [ $(( $(date +%s) - pending_since )) -lt "$READY_WAIT" ] && continue
+      log "$HOST -> $next: not all ready after ${READY_WAIT}s; reloading anyway"
+    fi
+    pending=
     if "$NGINX" "$@" -t -q; then
       log "$HOST changed: ${current:-(nothing)}-> $next; reloading nginx"
       "$NGINX" "$@" -s reload && current=$next

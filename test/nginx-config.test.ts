@@ -7,7 +7,7 @@
 // (/metrics, /health*, admin) proxied only for the internal networks, and the per-IP limits (on,
 // off, and the connection cap). Also nginx/dns-reload.sh: a changed DNS answer for the compose
 // service reloads nginx.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -458,36 +458,53 @@ t.test('per-IP limits: 429 past the burst, the connection cap, and nothing when 
   t.equal(slow.filter((s) => s === 429).length, 7, 'and refuses the rest')
 })
 
-t.test('dns-reload.sh reloads nginx when the compose service\'s addresses change', async (t) => {
+/** nginx (a local rendering) under nginx/dns-reload.sh, with a stand-in for `getent ahostsv4 api`
+ *  that answers from a file the test rewrites; `workers()` lists nginx's worker pids (new ones
+ *  after a reload), `log()` what dns-reload.sh printed. */
+async function underDnsReload (t: Test, name: string, firstAnswer: string, env: NodeJS.ProcessEnv) {
   const script = join(templatePath(), '..', 'dns-reload.sh')
-  const dir = join(work, 'dns')
+  const dir = join(work, name)
   const bin = join(dir, 'bin')
   await mkdir(join(dir, 'run'), { recursive: true })
   await mkdir(join(dir, 'nginx'), { recursive: true })
   await mkdir(bin, { recursive: true })
-  // A stand-in for `getent ahostsv4 api`, answering from a file the test rewrites.
   const answers = join(dir, 'addresses')
   await writeFile(join(bin, 'getent'), `#!/bin/sh\n[ "$1" = ahostsv4 ] && [ -s "${answers}" ] || exit 2\nfor ip in $(cat "${answers}"); do echo "$ip STREAM $2"; echo "$ip DGRAM"; done\n`)
   chmodSync(join(bin, 'getent'), 0o755)
-  await writeFile(answers, '10.0.0.1\n')
+  await writeFile(answers, firstAnswer)
   const file = join(dir, 'nginx', 'nginx.conf')
   const statusPort = await getFreePort()
   await writeFile(file, renderNginxConfig({ mode: 'local', upstreams: [ports[0]!], stateDir: dir, port: await getFreePort(), statusPort, workerProcesses: 1, workerRlimitNofile: 4096, workerConnections: 1024 }))
   const child = spawn('/bin/sh', ['-c', `${GUARD.replace('kill -QUIT', 'kill -TERM')}`, 'dns-guard', '/bin/sh', script, '-e', 'stderr', '-c', file], {
     stdio: ['pipe', 'ignore', 'pipe'],
     cwd: dir,
-    env: { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH ?? ''}`, NGINX_BIN: nginx, NGINX_DNS_INTERVAL_S: '1' }
+    env: { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH ?? ''}`, NGINX_BIN: nginx, NGINX_DNS_INTERVAL_S: '1', ...env }
   })
   running.add(child)
   let log = ''
   child.stderr?.on('data', (d: Buffer) => { log += d.toString() })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { running.delete(child); resolve(code) }))
   t.teardown(() => { child.stdin?.end(); return exited })
-
   const workers = async (): Promise<string> => {
     const master = (await readFile(join(dir, 'run', 'nginx.pid'), 'utf8').catch(() => '')).trim()
     return master ? (await readFile(`/proc/${master}/task/${master}/children`, 'utf8').catch(() => '')).trim() : ''
   }
+  /** Waits (up to `ms`) until none of the workers in `before` is left: nginx reloaded. */
+  const reloadedFrom = async (before: string, ms = 6000): Promise<{ done: boolean, after: string }> => {
+    const old = new Set(before.split(/\s+/))
+    let after = before
+    for (const until = Date.now() + ms; Date.now() < until; await sleep(100)) {
+      after = await workers()
+      if (after && after.split(/\s+/).every((pid) => !old.has(pid))) return { done: true, after }
+    }
+    return { done: false, after }
+  }
+  return { answers, statusPort, workers, reloadedFrom, log: () => log }
+}
+
+t.test('dns-reload.sh reloads nginx when the compose service\'s addresses change', async (t) => {
+  // The fake addresses serve nothing: readiness is the next test's.
+  const { answers, statusPort, workers, reloadedFrom, log: logged } = await underDnsReload(t, 'dns', '10.0.0.1\n', { NGINX_READY_PROBE: 'off' })
   let before = ''
   for (let i = 0; i < 100 && !(before = await workers()); i++) await sleep(50)
   t.ok(before, `nginx started under dns-reload.sh (workers ${before})`)
@@ -495,17 +512,42 @@ t.test('dns-reload.sh reloads nginx when the compose service\'s addresses change
   t.equal(await workers(), before, 'no reload while the answer is the same')
   await writeFile(answers, '10.0.0.2\n10.0.0.1\n')
   // After a reload the old workers finish gracefully: wait until only new ones are left.
-  const old = new Set(before.split(/\s+/))
-  let after = before
-  for (let i = 0; i < 60; i++) {
-    after = await workers()
-    if (after && after.split(/\s+/).every((pid) => !old.has(pid))) break
-    await sleep(100)
-  }
-  t.ok(after.split(/\s+/).every((pid) => !old.has(pid)), `a new address: nginx reloaded (workers ${before} -> ${after})`)
-  t.match(log, /changed: 10\.0\.0\.1 -> 10\.0\.0\.1 10\.0\.0\.2 ; reloading nginx/)
+  const { done, after } = await reloadedFrom(before)
+  t.ok(done, `a new address: nginx reloaded (workers ${before} -> ${after})`)
+  t.match(logged(), /changed: 10\.0\.0\.1 -> 10\.0\.0\.1 10\.0\.0\.2 ; reloading nginx/)
   await writeFile(answers, '')
   await sleep(1500)
   t.equal(await workers(), after, 'an empty answer (DNS hiccup or scaled to 0) keeps the running config')
   t.equal((await fetch(`http://127.0.0.1:${statusPort}/nginx_status`)).status, 200, 'nginx still serving')
 })
+
+t.test('dns-reload.sh adds a new address only once it answers /health/ready; the running config serves meanwhile', async (t) => {
+  // Two "replicas" on one port of two loopback addresses: 127.0.0.1 is up, 127.0.0.2 boots later.
+  const port = await getFreePort()
+  const ready = (host: string) => new Promise<Server>((resolve) => {
+    const srv = createServer((req, res) => { res.writeHead(req.url === '/health/ready' ? 200 : 404).end() })
+    srv.listen(port, host, () => resolve(srv))
+  })
+  const first = await ready('127.0.0.1')
+  t.teardown(() => new Promise((resolve) => first.close(resolve)))
+  const { answers, workers, reloadedFrom, log } = await underDnsReload(t, 'dns-ready', '127.0.0.1\n', { NGINX_UPSTREAM_PORT: String(port), NGINX_READY_WAIT_S: '60' })
+  let before = ''
+  for (let i = 0; i < 100 && !(before = await workers()); i++) await sleep(50)
+  t.ok(before, 'nginx started under dns-reload.sh')
+
+  await writeFile(answers, '127.0.0.1\n127.0.0.2\n')
+  await sleep(3000)
+  t.equal(await workers(), before, 'a replica that does not answer yet is not added: no reload')
+  t.match(log(), /waiting until the new addresses are ready/)
+
+  const second = await ready('127.0.0.2')
+  t.teardown(() => new Promise((resolve) => second.close(resolve)))
+  const added = await reloadedFrom(before)
+  t.ok(added.done, `once it answers, nginx reloads (workers ${before} -> ${added.after})`)
+  t.match(log(), /changed: 127\.0\.0\.1 -> 127\.0\.0\.1 127\.0\.0\.2 ; reloading nginx/)
+
+  // Losing an address needs no readiness: at once.
+  await writeFile(answers, '127.0.0.2\n')
+  t.ok((await reloadedFrom(added.after, 4000)).done, 'a removed address reloads at once')
+})
+

@@ -99,8 +99,12 @@ t.test('docker-compose.yml parses and has the expected services', async (t) => {
   t.same(Object.keys(services).sort(), ['api', 'grafana', 'mysql', 'nginx', 'prometheus', 'redis', 'seed'])
   for (const [name, svc] of Object.entries(services)) {
     if (svc.image !== undefined) {
-      t.match(svc.image, /^[a-z0-9./-]+:[\w.-]+$/, `${name}: image has a tag`)
-      t.notMatch(svc.image, /:latest$/, `${name}: image is pinned, not :latest`)
+      // Base images are overridable (`${RECSVC_MYSQL_IMAGE:-mysql:8.4}`: stand-ins where no registry
+      // is reachable); the default is what users get.
+      t.match(svc.image, /^(\$\{RECSVC_[A-Z_]+_IMAGE:-[^}]+\}|[a-z0-9./-]+:[\w.-]+)$/, `${name}: image is pinned or an overridable default`)
+      const image = interpolateDefaults(svc.image)
+      t.match(image, /^[a-z0-9./-]+:[\w.-]+$/, `${name}: image has a tag`)
+      t.notMatch(image, /:latest$/, `${name}: image is pinned, not :latest`)
     } else {
       t.ok(svc.build, `${name}: image or build`)
     }
@@ -116,7 +120,7 @@ t.test('only nginx publishes a port (8080); api publishes none so it can scale',
   const defaultProfile = Object.entries(services).filter(([, s]) => s.profiles === undefined)
   const publishing = defaultProfile.filter(([, s]) => (s.ports ?? []).length > 0).map(([n]) => n)
   t.same(publishing, ['nginx'], 'nginx is the only published service')
-  t.same(services.nginx!.ports, ['8080:8080'], 'nginx publishes 8080 and listens on 8080 inside')
+  t.same(services.nginx!.ports?.map((p) => interpolateDefaults(String(p))), ['8080:8080'], 'nginx publishes 8080 (RECSVC_PORT overrides the host side) and listens on 8080 inside')
   for (const [name, svc] of Object.entries(services).filter(([, s]) => s.profiles !== undefined)) {
     for (const p of svc.ports ?? []) t.match(String(p), /^127\.0\.0\.1:\d+:\d+$/, `${name}: optional ${String(p)} is bound to loopback only`)
   }
@@ -168,7 +172,7 @@ t.test('depends_on uses conditions, and every condition can be met', async (t) =
 
 t.test('mysql: 8.4, data in a named volume, sql/ applied on first start', async (t) => {
   const mysql = services.mysql!
-  t.equal(mysql.image, 'mysql:8.4')
+  t.equal(interpolateDefaults(mysql.image ?? ''), 'mysql:8.4', 'mysql 8.4 by default')
   const m = mounts(mysql)
   const data = m.find((x) => x.target === '/var/lib/mysql')
   t.ok(data && !data.bind, 'data dir is a named volume')
@@ -299,7 +303,7 @@ t.test('bind mounts: every file or directory they reference exists in the repo',
 
 t.test('nginx service: the mounted config and the service definition agree', async (t) => {
   const svc = services.nginx!
-  t.match(svc.image ?? '', /^nginx:[\d.]+$/, 'Debian-based official image (dns-reload.sh needs getent and sort)')
+  t.match(interpolateDefaults(svc.image ?? ''), /^nginx:[\d.]+$/, 'Debian-based official image by default (dns-reload.sh needs getent and sort)')
   const script = mounts(svc).find((m) => m.target === '/etc/nginx/dns-reload.sh')
   t.equal(script?.source, './nginx/dns-reload.sh', 'dns-reload.sh mounted')
   t.same(svc.command, ['/bin/sh', '/etc/nginx/dns-reload.sh'], 'and run as the command')
@@ -485,13 +489,18 @@ function parseDockerfile (text: string): Stage[] {
   }
   if (buf.trim()) logical.push(buf.trim())
   const stages: Stage[] = []
+  const globalArgs = new Map<string, string>()
   for (const l of logical) {
     const [, op = '', args = ''] = /^(\w+)\s*(.*)$/.exec(l) ?? []
     const OP = op.toUpperCase()
     if (OP === 'FROM') {
       const m = /^(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args)
-      stages.push({ index: stages.length, image: m?.[1] ?? '', name: m?.[2], body: [] })
+      // FROM ${NODE_IMAGE}: the default of the global ARG is the image users get.
+      const image = (m?.[1] ?? '').replace(/^\$\{?(\w+)\}?$/, (whole, name: string) => globalArgs.get(name) ?? whole)
+      stages.push({ index: stages.length, image, name: m?.[2], body: [] })
     } else if (OP === 'ARG' && stages.length === 0) {
+      const [name = '', value = ''] = args.split('=')
+      globalArgs.set(name.trim(), value.trim())
       continue
     } else {
       const s = stages[stages.length - 1]
@@ -657,5 +666,25 @@ t.test('nginx -t passes on every compose NGINX config (api -> 127.0.0.1)', async
     if (existsSync('/etc/nginx/mime.types')) copyFileSync('/etc/nginx/mime.types', join(dir, 'mime.types'))
     const r = spawnSync(nginx, ['-t', '-p', dir, '-c', target, '-e', join(dir, 'error.log')], { encoding: 'utf8' })
     t.equal(r.status, 0, `nginx -t on nginx/${name}:\n${r.stderr}`)
+  }
+})
+
+t.test('runs without a registry and on docker-compose 1.29: base images overridable, nothing else pulled', async (t) => {
+  t.notMatch(dockerfile, /^#\s*syntax=/m, 'no # syntax= line (it pulls a frontend image)')
+  t.notMatch(dockerfile, /--mount=/, 'no RUN --mount (the legacy builder of docker-compose 1.29 has none)')
+  t.match(dockerfile, /^ARG NODE_IMAGE=node:24-bookworm-slim$/m, 'the Node base is an ARG, official by default')
+  t.ok(stages.every((s) => s.image === 'node:24-bookworm-slim'), 'every stage FROM ${NODE_IMAGE}')
+  const raw = YAML.parse(read('docker-compose.yml')) as Record<string, unknown>
+  t.equal(raw.name, undefined, 'no top-level name: (docker-compose 1.29 rejects it)')
+  for (const [name, svc] of Object.entries(services)) {
+    for (const e of ([] as unknown[]).concat(svc.env_file ?? [])) t.type(e, 'string', `${name}: env_file entries are paths (1.29 has no required:)`)
+  }
+  t.equal((services.api!.build as { args?: Record<string, string> }).args?.NODE_IMAGE, '${RECSVC_NODE_IMAGE:-node:24-bookworm-slim}', 'the api build passes RECSVC_NODE_IMAGE on')
+  for (const [svc, v] of [['mysql', 'RECSVC_MYSQL_IMAGE'], ['redis', 'RECSVC_REDIS_IMAGE'], ['nginx', 'RECSVC_NGINX_IMAGE']] as const) {
+    t.match(services[svc]!.image ?? '', new RegExp(`^\\$\\{${v}:-`), `${svc}: ${v} overrides the image`)
+  }
+  const standIns = read('tools/docker/stand-ins.sh')
+  for (const image of ['recsvc-standin/node:24-bookworm-slim', 'recsvc-standin/mysql:8.4', 'recsvc-standin/redis:7.4-alpine', 'recsvc-standin/nginx:1.28']) {
+    t.ok(standIns.includes(image), `tools/docker/stand-ins.sh builds ${image}`)
   }
 })
