@@ -15,6 +15,7 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { loadFixture } from '../tools/fixture.ts'
+import { seed } from '../scripts/seed.ts'
 import { findBinary, findMysqlBinaries } from '../tools/servers/binaries.ts'
 import { startServices, type Services } from '../tools/servers/throwaway.ts'
 import { runLoad, stopLoad, type LoadResult } from './lib/load.ts'
@@ -65,6 +66,7 @@ const logDir = mkdtempSync(join(os.tmpdir(), 'recsvc-bench-'))
 let services: Services | undefined
 let servicesStarting: Promise<{ mysqlUrl: string, redisUrl: string }> | undefined
 let appCount = 0
+const datasets = new Map<number, Promise<string>>()
 
 const ctx: BenchContext = {
   opts,
@@ -81,6 +83,24 @@ const ctx: BenchContext = {
       return { mysqlUrl: services.mysql.url, redisUrl: services.redis.url }
     })()
     return servicesStarting
+  },
+  dataset (users) {
+    let made = datasets.get(users)
+    if (made === undefined) {
+      made = (async () => {
+        await ctx.services()
+        if (services === undefined || !services.mysql.own) throw new Error('seeded scenarios need a MySQL of their own (mariadbd or mysqld installed)')
+        const u = new URL(services.mysql.serverUrl)
+        u.pathname = `/recsvc_bench_u${users}`
+        const t = Date.now()
+        log(`seeding ${users} users into ${u.pathname.slice(1)} (scripts/seed.ts)`)
+        await seed({ mysqlUrl: u.toString(), users, progress: false, log: () => {} })
+        log(`seeded in ${((Date.now() - t) / 1000).toFixed(1)} s`)
+        return u.toString()
+      })()
+      datasets.set(users, made)
+    }
+    return made
   },
   async startApp ({ replicas, env = {}, label = 'app' }) {
     const { mysqlUrl, redisUrl } = await ctx.services()
@@ -153,7 +173,7 @@ async function runScenario (s: Scenario): Promise<ScenarioResult> {
 
     // The reference, under the same settings (and as many processes as the target has replicas).
     const kind = s.reference ?? 'baseline'
-    const ref = await startReference(kind, ctx, body, target.urls.length)
+    const ref = await startReference(kind, ctx, body, target.urls.length, target.referenceMysqlUrl)
     try {
       const refUrls = ref.servers.map((x) => x.url)
       const refPaths = target.referencePaths ?? target.paths

@@ -159,6 +159,10 @@ t.test('a counter that went down between scrapes is a restart: the new values co
   // without process_start_time_seconds, a counter going down still reads as a restart
   const strip = (s: string): string => s.split('\n').filter((l) => !l.startsWith('process_start')).join('\n')
   t.ok(restarted(parseExposition(strip(expo({ ok: 10, err: 0, fast: 10, slow: 0, l1: 1, miss: 1 }))), parseExposition(strip(expo({ ok: 3, err: 0, fast: 3, slow: 0, l1: 1, miss: 1 })))))
+  // prom-client's nodejs_active_handles_total is a gauge despite its name: it going down is no restart
+  const handles = (n: number) => parseExposition(`# TYPE nodejs_active_handles_total gauge\nnodejs_active_handles_total ${n}\n# TYPE recsvc_answers_total counter\nrecsvc_answers_total{tier="HIT-L1",status="200"} ${10 + n}\n`)
+  t.notOk(restarted(handles(9), handles(12)), 'counters grew')
+  t.notOk(restarted(handles(12), parseExposition(`# TYPE nodejs_active_handles_total gauge\nnodejs_active_handles_total 4\n# TYPE recsvc_answers_total counter\nrecsvc_answers_total{tier="HIT-L1",status="200"} 30\n`)), 'a gauge named _total went down: not a restart')
   t.equal(increase(10, 3), 3, 'per series too')
   t.equal(increase(10, 13), 3)
   t.equal(increase(undefined, 4), 4, 'a series that appeared counts from 0')

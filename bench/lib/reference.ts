@@ -7,7 +7,7 @@ import { startNodeServer, type NodeServer } from './procs.ts'
 
 export interface StartedReference { label: string, servers: NodeServer[], stop: () => Promise<void> }
 
-export async function startReference (kind: ReferenceKind, ctx: BenchContext, sampleBody: string, count: number): Promise<StartedReference> {
+export async function startReference (kind: ReferenceKind, ctx: BenchContext, sampleBody: string, count: number, mysqlUrl?: string): Promise<StartedReference> {
   const servers: NodeServer[] = []
   const stop = async () => { await Promise.all(servers.map((s) => s.stop())) }
   try {
@@ -21,11 +21,11 @@ export async function startReference (kind: ReferenceKind, ctx: BenchContext, sa
           probePath: '/recommend/1'
         }))
       } else {
-        const { mysqlUrl } = await ctx.services()
+        const db = mysqlUrl ?? (await ctx.services()).mysqlUrl
         servers.push(await startNodeServer({
           name: `store ceiling ${i + 1}`,
           script: 'bench/store-ceiling-server.ts',
-          env: { MYSQL_URL: mysqlUrl },
+          env: { MYSQL_URL: db },
           logFile: join(ctx.logDir, 'store-ceiling.log'),
           probePath: '/recommend/1'
         }))

@@ -26,6 +26,8 @@ export interface Target {
   samplePath: string
   /** paths for the reference (default: `paths`) */
   referencePaths?: () => string
+  /** the database the store ceiling reads (default: the fixture's) */
+  referenceMysqlUrl?: string
   /** extra lines for the report (configuration notes) */
   notes?: string[]
   teardown: () => Promise<void>
@@ -40,6 +42,9 @@ export interface BenchContext {
   /** Own Redis and MySQL (tools/servers/throwaway.ts) with the fixture loaded (tools/fixture.ts),
    *  started on the first call and shared by the scenarios of the run. */
   services: () => Promise<{ mysqlUrl: string, redisUrl: string }>
+  /** A database on the run's MySQL seeded with `users` demo users (scripts/seed.ts, seed 42),
+   *  made once per size per run; its URL. */
+  dataset: (users: number) => Promise<string>
   /** Starts `replicas` app processes (`node --import tsx src/server.ts`) in the default
    *  configuration with the app's rate limits off; `env` adds or overrides variables. */
   startApp: (o: { replicas: number, env?: Record<string, string>, label?: string }) => Promise<NodeServer[]>

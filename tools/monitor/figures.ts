@@ -37,16 +37,25 @@ export function restarted (prev: Exposition, cur: Exposition): boolean {
   const b = gauge(cur, 'process_start_time_seconds')
   if (a !== undefined && b !== undefined && a !== b) return true
   const before = new Map<string, number>()
-  for (const s of prev.samples) if (isCounterLike(s.name)) before.set(s.name + '{' + labelKey(s.labels) + '}', s.value)
+  for (const s of prev.samples) if (isCounterLike(s.name, prev)) before.set(s.name + '{' + labelKey(s.labels) + '}', s.value)
   for (const s of cur.samples) {
-    if (!isCounterLike(s.name)) continue
+    if (!isCounterLike(s.name, cur)) continue
     const p = before.get(s.name + '{' + labelKey(s.labels) + '}')
     if (p !== undefined && s.value < p) return true
   }
   return false
 }
 
-function isCounterLike (name: string): boolean {
+/** A sample that only grows while the process lives: a counter's, or a histogram's bucket or count.
+ *  By the family's # TYPE when declared: prom-client's nodejs_active_handles_total is a gauge. */
+function isCounterLike (name: string, expo: Exposition): boolean {
+  for (const [family, suffix] of [[name, ''], [name.replace(/_total$/, ''), '_total'], [name.replace(/_(bucket|count)$/, ''), '_bucket/_count']] as const) {
+    const type = expo.types.get(family)
+    if (type === undefined) continue
+    if (type === 'counter') return suffix !== '_bucket/_count'
+    if (type === 'histogram' || type === 'summary') return suffix === '_bucket/_count'
+    return false
+  }
   return name.endsWith('_total') || name.endsWith('_count') || name.endsWith('_bucket')
 }
 
