@@ -13,16 +13,18 @@
 // Redis and the database come from test/helpers/services.ts (REDIS_URL / MYSQL_URL, or own servers),
 // filled with the small test fixture. Exit code 0 when every check passed.
 
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, accessSync, constants as fsConstants } from 'node:fs'
 import { copyFile, mkdir, rm, symlink } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import { parseArgs, promisify } from 'node:util'
 import { isMain } from '../scripts/lib/is-main.ts'
 import { loadFixture } from './fixture.ts'
 import { freePort } from './servers/ports.ts'
 import { startServices } from './servers/throwaway.ts'
+
+const execFileP = promisify(execFile)
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const REQUIRED_MAJOR = 24
@@ -91,9 +93,11 @@ export async function buildAppDir (appDir: string): Promise<string> {
   await mkdir(appDir, { recursive: true })
   let out = ''
   try {
-    out = execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', join(appDir, 'dist')], {
-      cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000, env: cleanEnv()
-    })
+    // Not execFileSync: the caller's event loop keeps running (the tests load their fixture over
+    // MySQL meanwhile, and a blocked loop times their connects out).
+    out = (await execFileP(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', join(appDir, 'dist')], {
+      cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000, env: cleanEnv(), maxBuffer: 16 * 1024 * 1024
+    })).stdout
   } catch (err) {
     out = String((err as { stdout?: string }).stdout ?? (err as Error).message)
   }
