@@ -4,7 +4,7 @@
 import { request } from 'undici'
 import { mulberry32 } from '../../scripts/seed/prng.ts'
 import { permutation } from '../zipf.ts'
-import type { BenchContext, Target } from './types.ts'
+import type { BenchContext } from './types.ts'
 
 export async function appOnDataset (ctx: BenchContext, o: { name: string, users: number, env?: Record<string, string> }) {
   const mysqlUrl = await ctx.dataset(o.users)
@@ -42,4 +42,3 @@ export function coldIds (n: number, seed = 2): () => number {
 export const single = (ids: () => number) => () => `/recommend/${ids()}`
 export const batch = (ids: () => number, size: number) => () => `/batch-recommend?user_ids=${Array.from({ length: size }, ids).join(',')}`
 
-export type SeededTarget = Omit<Target, 'teardown'> & { teardown: () => Promise<void> }

@@ -162,17 +162,11 @@ export class Supervised {
     if (this.exited) return await this.exit
     this.child.ref() // keep the event loop alive while we wait for 'exit'
     this.signal(sig)
-    let timer: NodeJS.Timeout | undefined
-    const killed = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        if (!this.exited) {
-          onKill?.()
-          this.signal('SIGKILL')
-        }
-        resolve()
-      }, timeoutMs)
-    })
-    void killed
+    const timer = setTimeout(() => {
+      if (this.exited) return
+      onKill?.()
+      this.signal('SIGKILL')
+    }, timeoutMs)
     try {
       return await this.exit
     } finally {
