@@ -21,10 +21,20 @@
 # addresses, the reload waits until every address answers its readiness check (or
 # NGINX_READY_WAIT_S passes); an answer that only loses addresses reloads at once.
 #
+# With --balance hash (nginx.compose.hash*.conf) the config has no `server api:3000` line but
+# `include`s a file of `server ADDRESS:PORT ...;` lines, one per address, which this script writes
+# before nginx starts and before every reload; a `# dns-reload-servers: FILE PARAMETERS` comment in
+# the config names the file and the parameters of each line. Why: nginx's consistent hash places
+# each `server` line on its ring by the name written there, so replicas behind one name would share
+# one set of points and be picked in turn, and no user would stay on one replica. With one line per
+# address each replica has its own points, and scaling moves only the users of the replicas that
+# come or go.
+#
 # Environment: NGINX_UPSTREAM_HOST (default api), NGINX_UPSTREAM_PORT (default 3000),
 # NGINX_READY_PATH (default /health/ready; NGINX_READY_PROBE=off skips the check),
 # NGINX_READY_WAIT_S (default 60), NGINX_DNS_INTERVAL_S (default 2), NGINX_DNS_WAIT_S (how long
-# to wait at start for the name to resolve; default 60), NGINX_BIN.
+# to wait at start for the name to resolve; default 60), NGINX_BIN. The config is the one after -c
+# in the arguments, else /etc/nginx/nginx.conf.
 # Needs sh, getent, sort and curl: present in the Debian-based official nginx images.
 set -u
 
@@ -37,6 +47,25 @@ READY_PATH=${NGINX_READY_PATH:-/health/ready}
 READY_WAIT=${NGINX_READY_WAIT_S:-60}
 
 log() { echo "dns-reload: $*" >&2; }
+
+conf=/etc/nginx/nginx.conf
+prev=
+for arg in "$@"; do
+  [ "$prev" = -c ] && conf=$arg
+  prev=$arg
+done
+# "FILE PARAMETERS" when the config wants its server lines written (balance hash), else empty.
+servers_spec=$(sed -n 's/^[[:space:]]*# dns-reload-servers:[[:space:]]*//p' "$conf" 2>/dev/null | head -n 1)
+
+# Writes the server lines for the addresses in $1 (none: the name itself, so nginx resolves it and
+# fails as it would without this file). Replaced in one rename: a reload never reads half a file.
+write_servers() {
+  [ -n "$servers_spec" ] || return 0
+  file=${servers_spec%% *}
+  params=${servers_spec#"$file"}
+  list=${1:-$HOST}
+  for a in $list; do echo "server $a:$PORT$params;"; done >"$file.new" && mv -f "$file.new" "$file"
+}
 
 # The sorted IPv4 addresses of $HOST on one line; empty when it does not resolve.
 addresses() {
@@ -74,6 +103,7 @@ while [ -z "$current" ]; do
   current=$(addresses)
 done
 log "$HOST -> ${current:-(nothing)}"
+write_servers "$current"
 
 "$NGINX" "$@" -g 'daemon off;' &
 nginx_pid=$!
@@ -99,11 +129,13 @@ while kill -0 "$nginx_pid" 2>/dev/null; do
       log "$HOST -> $next: not all ready after ${READY_WAIT}s; reloading anyway"
     fi
     pending=
+    write_servers "$next"
     if "$NGINX" "$@" -t -q; then
       log "$HOST changed: ${current:-(nothing)}-> $next; reloading nginx"
       "$NGINX" "$@" -s reload && current=$next
     elif [ "$next" != "${failed:-}" ]; then
       log "$HOST changed to $next, but the config test failed; keeping the running config"
+      write_servers "$current"
       failed=$next
     fi
   fi

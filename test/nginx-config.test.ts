@@ -461,7 +461,7 @@ t.test('per-IP limits: 429 past the burst, the connection cap, and nothing when 
 /** nginx (a local rendering) under nginx/dns-reload.sh, with a stand-in for `getent ahostsv4 api`
  *  that answers from a file the test rewrites; `workers()` lists nginx's worker pids (new ones
  *  after a reload), `log()` what dns-reload.sh printed. */
-async function underDnsReload (t: Test, name: string, firstAnswer: string, env: NodeJS.ProcessEnv) {
+async function underDnsReload (t: Test, name: string, firstAnswer: string, env: NodeJS.ProcessEnv, options: Partial<Extract<NginxConfigOptions, { mode: 'local' }>> = {}) {
   const script = join(templatePath(), '..', 'dns-reload.sh')
   const dir = join(work, name)
   const bin = join(dir, 'bin')
@@ -474,7 +474,8 @@ async function underDnsReload (t: Test, name: string, firstAnswer: string, env: 
   await writeFile(answers, firstAnswer)
   const file = join(dir, 'nginx', 'nginx.conf')
   const statusPort = await getFreePort()
-  await writeFile(file, renderNginxConfig({ mode: 'local', upstreams: [ports[0]!], stateDir: dir, port: await getFreePort(), statusPort, workerProcesses: 1, workerRlimitNofile: 4096, workerConnections: 1024 }))
+  const port = await getFreePort()
+  await writeFile(file, renderNginxConfig({ mode: 'local', upstreams: [ports[0]!], stateDir: dir, port, statusPort, workerProcesses: 1, workerRlimitNofile: 4096, workerConnections: 1024, ...options }))
   const child = spawn('/bin/sh', ['-c', `${GUARD.replace('kill -QUIT', 'kill -TERM')}`, 'dns-guard', '/bin/sh', script, '-e', 'stderr', '-c', file], {
     stdio: ['pipe', 'ignore', 'pipe'],
     cwd: dir,
@@ -499,7 +500,7 @@ async function underDnsReload (t: Test, name: string, firstAnswer: string, env: 
     }
     return { done: false, after }
   }
-  return { answers, statusPort, workers, reloadedFrom, log: () => log }
+  return { answers, port, statusPort, workers, reloadedFrom, log: () => log }
 }
 
 t.test('dns-reload.sh reloads nginx when the compose service\'s addresses change', async (t) => {
@@ -551,3 +552,41 @@ t.test('dns-reload.sh adds a new address only once it answers /health/ready; the
   t.ok((await reloadedFrom(added.after, 4000)).done, 'a removed address reloads at once')
 })
 
+
+t.test('dns-reload.sh with --balance hash: one server line per address, so each user stays on one replica', async (t) => {
+  // Three "replicas" on one port of three loopback addresses, as compose's replicas share port 3000.
+  const port = await getFreePort()
+  const hosts = ['127.0.0.1', '127.0.0.2', '127.0.0.3']
+  const servers = await Promise.all(hosts.map((host) => new Promise<Server>((resolve) => {
+    const srv = createServer((req, res) => { res.writeHead(200, { 'x-served-by': host }).end() })
+    srv.listen(port, host, () => resolve(srv))
+  })))
+  t.teardown(() => Promise.all(servers.map((srv) => { srv.closeAllConnections(); return new Promise((resolve) => srv.close(resolve)) })))
+  const serversFile = join(work, 'dns-hash', 'nginx', 'servers.conf')
+  const { answers, port: front, workers, reloadedFrom } = await underDnsReload(t, 'dns-hash', hosts.join('\n'), { NGINX_UPSTREAM_PORT: String(port) }, { balance: 'hash', serversFile, upstreams: [], rateLimit: false })
+  let before = ''
+  for (let i = 0; i < 100 && !(before = await workers()); i++) await sleep(50)
+  t.ok(before, 'nginx started under dns-reload.sh')
+  const { maxFails, failTimeoutS } = UPSTREAM_DEFAULTS
+  t.equal(await readFile(serversFile, 'utf8'), hosts.map((h) => `server ${h}:${port} max_fails=${maxFails} fail_timeout=${failTimeoutS}s;\n`).join(''), 'dns-reload.sh wrote one server line per address, with the rendering\'s parameters')
+  const place = async () => {
+    const of = new Map<number, string>()
+    for (let user = 1; user <= 60; user++) {
+      const res = await fetch(`http://127.0.0.1:${front}/recommend/${user}?limit=${user % 7 + 1}`)
+      of.set(user, res.headers.get('x-served-by') ?? String(res.status))
+    }
+    return of
+  }
+  const first = await place()
+  const second = await place()
+  t.same([...first].filter(([u, by]) => second.get(u) !== by), [], '60 users, asked twice: each on one replica both times')
+  t.same([...new Set(first.values())].sort(), hosts, 'spread over all three')
+
+  await writeFile(answers, '127.0.0.1\n127.0.0.3\n') // 127.0.0.2 scaled away
+  const { done } = await reloadedFrom(before)
+  t.ok(done, 'an address removed: nginx reloaded')
+  t.equal((await readFile(serversFile, 'utf8')).split('\n').filter(Boolean).length, 2, 'with two server lines')
+  const after = await place()
+  t.same([...first].filter(([u, by]) => by !== '127.0.0.2' && after.get(u) !== by), [], 'the users of the remaining replicas kept theirs')
+  t.ok([...after.values()].every((by) => by !== '127.0.0.2'), 'the removed replica\'s users moved to the others')
+})

@@ -2,17 +2,19 @@
 //
 //   compose  upstream `api:3000` (every replica of the scaled compose service, through Docker's DNS),
 //            listens on 8080, stub_status on 127.0.0.1:8081, logs to stdout/stderr. Committed as
-//            nginx/nginx.compose.conf (and nginx.compose.no-rate-limit.conf for benchmarks).
+//            nginx/nginx.compose.conf (and nginx.compose.no-rate-limit.conf for benchmarks;
+//            nginx.compose.hash.conf and nginx.compose.hash.no-rate-limit.conf with --balance hash).
 //   local    upstream 127.0.0.1:PORT for each replica started by `npm run stack`; pid file, logs and
 //            temporary paths under the stack's state directory, so nginx runs as any user.
 //
-//   npm run nginx-config -- --mode compose [--no-rate-limit] [--internal-networks CIDR,CIDR] [--out FILE]
+//   npm run nginx-config -- --mode compose [--balance least_conn|hash] [--no-rate-limit] [--internal-networks CIDR,CIDR] [--out FILE]
 //   npm run nginx-config -- --mode local --api-ports 3001,3002 [--port 8080] [--status-port 8081]
-//                           [--state-dir .stack] [--no-rate-limit] [--internal-networks CIDR,CIDR] [--out FILE]
+//                           [--state-dir .stack] [--balance least_conn|hash] [--no-rate-limit]
+//                           [--internal-networks CIDR,CIDR] [--out FILE]
 //   npm run nginx-config -- --update    rewrite the committed compose renderings
 //   npm run nginx-config -- --check     exit 1 when a committed rendering is out of date
 //
-// NGINX_RATE_LIMIT=off in the environment means --no-rate-limit.
+// NGINX_RATE_LIMIT=off in the environment means --no-rate-limit; NGINX_BALANCE=hash means --balance hash.
 
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { isIPv4, isIPv6 } from 'node:net'
@@ -61,8 +63,33 @@ export const COMPOSE_DEFAULTS = Object.freeze({
   pidFile: '/tmp/nginx.pid',
   /** nginx creates only the last path component of a temp path: /tmp/nginx_proxy_temp etc. */
   tempPrefix: '/tmp/nginx_',
-  accessLog: '/dev/stdout'
+  accessLog: '/dev/stdout',
+  /** --balance hash: the upstream's `server` lines, one per replica address, written by
+   *  nginx/dns-reload.sh (the container's command) before nginx starts and before every reload. */
+  serversFile: '/tmp/nginx_upstream_servers.conf'
 })
+
+/** How nginx picks a replica. least_conn: the one with the fewest requests in flight (load aware;
+ *  every replica ends up caching every hot user). hash: consistent hashing of the user id of
+ *  GET /recommend/:id, so each replica's L1 holds its own share of the users (the template says
+ *  why and what it costs). */
+export type Balance = 'least_conn' | 'hash'
+export const BALANCES: readonly Balance[] = Object.freeze(['least_conn', 'hash'])
+/** Until scenario 7 of the benchmarks (issue 12) has measured both. */
+export const DEFAULT_BALANCE: Balance = 'least_conn'
+
+export function parseBalance (v: string, what = '--balance'): Balance {
+  const b = v.trim().toLowerCase()
+  if (!(BALANCES as readonly string[]).includes(b)) throw new NginxConfigError(`${what} must be ${BALANCES.join(' or ')}, got ${JSON.stringify(v)}`)
+  return b as Balance
+}
+
+/** NGINX_BALANCE=least_conn|hash; unset or empty means the default. Anything else is an error,
+ *  not the default: a benchmark run meant to compare the two must not silently measure one twice. */
+export function balanceFromEnv (env: NodeJS.ProcessEnv = process.env): Balance {
+  const v = env.NGINX_BALANCE ?? ''
+  return v.trim() === '' ? DEFAULT_BALANCE : parseBalance(v, 'NGINX_BALANCE')
+}
 
 /** Who may reach the internal routes through nginx: /metrics, /health and /health/*, and the admin
  *  routes /invalidate-cache and /events (`allow CIDR; ... deny all;`, everyone else gets a JSON
@@ -91,6 +118,12 @@ interface CommonOptions {
   upstreamKeepalive?: number
   maxFails?: number
   failTimeoutS?: number
+  /** How nginx picks a replica (default DEFAULT_BALANCE). */
+  balance?: Balance
+  /** The upstream's `server` lines come from this file, written by nginx/dns-reload.sh (one per
+   *  address of NGINX_UPSTREAM_HOST), instead of from the config. Default: COMPOSE_DEFAULTS.serversFile
+   *  in compose mode with balance hash, none otherwise. In local mode, `upstreams` is then ignored. */
+  serversFile?: string
   /** CIDRs (`10.0.0.0/8`, `fd00::/8`; a bare address means /32 or /128) allowed to reach the
    *  internal routes; default INTERNAL_NETWORKS_DEFAULTS[mode]. [] = nobody (only `deny all`). */
   internalNetworks?: readonly string[]
@@ -155,7 +188,9 @@ export function committedVariants (): Array<{ file: string, options: ComposeOpti
   const dir = dirname(templatePath())
   return [
     { file: join(dir, 'nginx.compose.conf'), options: { mode: 'compose' } },
-    { file: join(dir, 'nginx.compose.no-rate-limit.conf'), options: { mode: 'compose', rateLimit: false } }
+    { file: join(dir, 'nginx.compose.no-rate-limit.conf'), options: { mode: 'compose', rateLimit: false } },
+    { file: join(dir, 'nginx.compose.hash.conf'), options: { mode: 'compose', balance: 'hash' } },
+    { file: join(dir, 'nginx.compose.hash.no-rate-limit.conf'), options: { mode: 'compose', balance: 'hash', rateLimit: false } }
   ]
 }
 
@@ -272,7 +307,17 @@ export function renderNginxConfig (opts: NginxConfigOptions, template = readFile
     return normalizeCidr(c)
   }))]
   const internalAccess = [...internalNetworks.map((c) => `allow ${c};`), 'deny all;'].map((l) => `                ${l}`).join('\n')
-  const serverLine = (addr: string) => `        server ${addr} max_fails=${maxFails} fail_timeout=${failTimeout}s;`
+  const serverParams = `max_fails=${maxFails} fail_timeout=${failTimeout}s`
+  const serverLine = (addr: string) => `        server ${addr} ${serverParams};`
+  const balance = opts.balance ?? DEFAULT_BALANCE
+  if (!BALANCES.includes(balance)) throw new NginxConfigError(`balance must be ${BALANCES.join(' or ')}, got ${JSON.stringify(balance)}`)
+  const serversFile = opts.serversFile ?? (opts.mode === 'compose' && balance === 'hash' ? COMPOSE_DEFAULTS.serversFile : undefined)
+  // dns-reload.sh finds the file and the parameters of its lines in this comment (so they are
+  // written in one place, here); nginx reads the lines through the include.
+  const includeServers = (file: string) => [
+    `        # dns-reload-servers: ${token('servers file', file)} ${serverParams}`,
+    `        include "${file}";`
+  ]
 
   let upstreams: string[]
   let listen: string
@@ -284,14 +329,25 @@ export function renderNginxConfig (opts: NginxConfigOptions, template = readFile
   if (opts.mode === 'compose') {
     const host = token('upstream host', opts.upstreamHost ?? COMPOSE_DEFAULTS.upstreamHost)
     const port = posInt('upstream port', opts.upstreamPort ?? COMPOSE_DEFAULTS.upstreamPort, 1, 65535)
-    upstreams = [
-      '        # `api` is the compose service. nginx resolves it when it (re)loads its config, through',
-      '        # Docker\'s embedded DNS, into one server per running replica: `--scale api=6` works at',
-      '        # start. Open-source nginx 1.22 does not re-resolve it by itself (`server ... resolve` is',
-      '        # 1.27.3+), so nginx/dns-reload.sh, the container\'s command, runs `nginx -s reload` when',
-      '        # the set of addresses changes: scaling up or down later needs no edit here.',
-      serverLine(`${host}:${port}`)
-    ]
+    upstreams = serversFile === undefined
+      ? [
+          '        # `api` is the compose service. nginx resolves it when it (re)loads its config, through',
+          '        # Docker\'s embedded DNS, into one server per running replica: `--scale api=6` works at',
+          '        # start. Open-source nginx 1.22 does not re-resolve it by itself (`server ... resolve` is',
+          '        # 1.27.3+), so nginx/dns-reload.sh, the container\'s command, runs `nginx -s reload` when',
+          '        # the set of addresses changes: scaling up or down later needs no edit here.',
+          serverLine(`${host}:${port}`)
+        ]
+      : [
+          `        # One \`server ADDRESS:${port}\` line per running replica of the compose service \`${host}\`,`,
+          '        # written by nginx/dns-reload.sh (the container\'s command) from Docker\'s DNS answer before',
+          '        # nginx starts, and again, followed by `nginx -s reload`, whenever that answer changes. Not',
+          `        # \`server ${host}:${port}\`: the hash ring is placed by the name of each server line, so the`,
+          '        # replicas behind one name would share one set of points and be picked in turn, and no',
+          '        # user would stay on one replica. Under another command than dns-reload.sh, write the',
+          '        # file yourself (nginx refuses an upstream without servers).',
+          ...includeServers(serversFile)
+        ]
     listen = token('listen', opts.listen ?? COMPOSE_DEFAULTS.listen)
     statusListen = token('status listen', opts.statusListen ?? COMPOSE_DEFAULTS.statusListen)
     pidFile = COMPOSE_DEFAULTS.pidFile
@@ -299,14 +355,16 @@ export function renderNginxConfig (opts: NginxConfigOptions, template = readFile
     accessLog = `${COMPOSE_DEFAULTS.accessLog} json`
     header = [
       '#',
-      `# GENERATED (compose mode, per-IP limits ${rl ? 'on' : 'OFF'}). Do not edit: change nginx/nginx.conf.template`,
+      `# GENERATED (compose mode, ${balance}, per-IP limits ${rl ? 'on' : 'OFF'}). Do not edit: change nginx/nginx.conf.template`,
       '# and run `npm run nginx-config -- --update`. A test fails while this file is out of date.',
       '# Mounted at /etc/nginx/nginx.conf; run by nginx/dns-reload.sh (see deploy/README.md).'
     ].join('\n')
   } else {
-    if (!Array.isArray(opts.upstreams) || opts.upstreams.length === 0) throw new NginxConfigError('local mode needs at least one upstream')
+    if (serversFile === undefined && (!Array.isArray(opts.upstreams) || opts.upstreams.length === 0)) throw new NginxConfigError('local mode needs at least one upstream')
     if (!opts.stateDir) throw new NginxConfigError('local mode needs stateDir')
-    upstreams = opts.upstreams.map((u) => serverLine(upstreamAddress(u)))
+    upstreams = serversFile === undefined
+      ? opts.upstreams.map((u) => serverLine(upstreamAddress(u)))
+      : ['        # The server lines, written by nginx/dns-reload.sh.', ...includeServers(serversFile)]
     const port = posInt('port', opts.port ?? 8080, 1, 65535)
     const host = token('host', opts.host ?? '127.0.0.1')
     listen = `${host.includes(':') ? `[${host}]` : host}:${port}`
@@ -319,7 +377,7 @@ export function renderNginxConfig (opts: NginxConfigOptions, template = readFile
     pathValue('state dir', dir)
     header = [
       '#',
-      `# GENERATED for \`npm run stack\` (local mode, ${opts.upstreams.length} replica(s), per-IP limits ${rl ? 'on' : 'OFF'}).`,
+      `# GENERATED for \`npm run stack\` (local mode, ${serversFile === undefined ? `${opts.upstreams.length} replica(s)` : 'servers from dns-reload.sh'}, ${balance}, per-IP limits ${rl ? 'on' : 'OFF'}).`,
       '# Rewritten on every start; edit nginx/nginx.conf.template instead.'
     ].join('\n')
   }
@@ -343,20 +401,24 @@ export function renderNginxConfig (opts: NginxConfigOptions, template = readFile
     RATE_LIMIT_CONN: String(rl?.connectionsPerIp ?? RATE_LIMIT_DEFAULTS.connectionsPerIp),
     INTERNAL_ACCESS: internalAccess,
     INTERNAL_NETWORKS_LIST: internalNetworks.length ? internalNetworks.join(' ') : 'none: nobody'
-  }, { RATE_LIMIT: rl !== undefined })
+  }, { RATE_LIMIT: rl !== undefined, HASH: balance === 'hash' })
 }
 
 // ---------------------------------------------------------------------------------------------
 // CLI
 
 const USAGE = `usage:
-  npm run nginx-config -- --mode compose [--no-rate-limit] [--internal-networks CIDR,CIDR] [--out FILE]
+  npm run nginx-config -- --mode compose [--balance least_conn|hash] [--no-rate-limit] [--internal-networks CIDR,CIDR] [--out FILE]
   npm run nginx-config -- --mode local --api-ports P1,P2,... [--port 8080] [--status-port P]
-                          [--state-dir .stack] [--no-rate-limit] [--internal-networks CIDR,CIDR] [--out FILE]
+                          [--state-dir .stack] [--balance least_conn|hash] [--no-rate-limit]
+                          [--internal-networks CIDR,CIDR] [--out FILE]
   npm run nginx-config -- --update     rewrite the committed nginx/nginx.compose*.conf
   npm run nginx-config -- --check      exit 1 when they are out of date
 
 Without --out the config is printed. NGINX_RATE_LIMIT=off means --no-rate-limit.
+--balance: least_conn (default: the replica with the fewest requests in flight) or hash
+(consistent hashing of the user id of /recommend/:id: each replica's L1 holds its own users);
+NGINX_BALANCE=hash means --balance hash. Compose: RECSVC_NGINX_CONF=nginx.compose.hash.conf.
 --internal-networks: who may reach /metrics, /health*, /invalidate-cache and /events through nginx
 (everyone else gets a JSON 403); '' = nobody. Defaults: compose ${INTERNAL_NETWORKS_DEFAULTS.compose.join(',')};
 local ${INTERNAL_NETWORKS_DEFAULTS.local.join(',')}.`
@@ -372,6 +434,7 @@ function main (): void {
         'status-port': { type: 'string' },
         'state-dir': { type: 'string' },
         'no-rate-limit': { type: 'boolean' },
+        balance: { type: 'string' },
         'internal-networks': { type: 'string' },
         out: { type: 'string' },
         update: { type: 'boolean' },
@@ -388,6 +451,10 @@ function main (): void {
     return
   }
   if (values.update || values.check) {
+    if (values.balance !== undefined) {
+      console.error('--balance does not apply to --update/--check: the committed renderings are one per balance (nginx.compose[.hash]*.conf)')
+      process.exit(2)
+    }
     if (values['internal-networks'] !== undefined) {
       console.error('--internal-networks does not apply to --update/--check: the committed renderings use the defaults; render your own with --mode compose --internal-networks ... --out FILE')
       process.exit(2)
@@ -411,6 +478,13 @@ function main (): void {
     return
   }
   const rateLimit = values['no-rate-limit'] ? false : rateLimitFromEnv()
+  let balance: Balance
+  try {
+    balance = values.balance === undefined ? balanceFromEnv() : parseBalance(values.balance)
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`)
+    process.exit(2)
+  }
   let internalNetworks: string[] | undefined
   try {
     internalNetworks = values['internal-networks'] === undefined ? undefined : parseInternalNetworks(values['internal-networks'])
@@ -429,14 +503,14 @@ function main (): void {
   }
   let opts: NginxConfigOptions
   if (values.mode === 'compose') {
-    opts = { mode: 'compose', rateLimit, internalNetworks }
+    opts = { mode: 'compose', rateLimit, balance, internalNetworks }
   } else if (values.mode === 'local') {
     const ports = (values['api-ports'] ?? '').split(',').filter(Boolean).map((p) => num('api-ports', p)!)
     if (!ports.length) {
       console.error(`--mode local needs --api-ports\n\n${USAGE}`)
       process.exit(2)
     }
-    opts = { mode: 'local', upstreams: ports, port: num('port', values.port), statusPort: num('status-port', values['status-port']), stateDir: resolve(values['state-dir'] ?? join(repoDir(), '.stack')), rateLimit, internalNetworks }
+    opts = { mode: 'local', upstreams: ports, port: num('port', values.port), statusPort: num('status-port', values['status-port']), stateDir: resolve(values['state-dir'] ?? join(repoDir(), '.stack')), rateLimit, balance, internalNetworks }
   } else {
     console.error(`--mode compose|local is required\n\n${USAGE}`)
     process.exit(2)

@@ -31,6 +31,9 @@ async function checkable (name: string, text: string): Promise<{ file: string, d
   await mkdir(join(dir, 'run'), { recursive: true })
   await mkdir(join(dir, 'nginx'), { recursive: true })
   const file = join(dir, 'nginx.conf')
+  // --balance hash in compose: the server lines dns-reload.sh would write (see the rendering).
+  const servers = /# dns-reload-servers: (\S+) (.*)$/m.exec(text)
+  if (servers) await writeFile(servers[1]!.replace(COMPOSE_DEFAULTS.tempPrefix, `${dir}/nginx_`), `server 127.0.0.1:3000 ${servers[2]};\n`)
   await writeFile(file, text
     .replace(/server api:3000 /, 'server 127.0.0.1:3000 ')
     .replaceAll(COMPOSE_DEFAULTS.tempPrefix, `${dir}/nginx_`)
@@ -107,7 +110,10 @@ const variants: Array<{ name: string, options: NginxConfigOptions, replicas: num
   { name: 'compose-no-rate-limit', options: { mode: 'compose', rateLimit: false }, replicas: 1 },
   { name: 'local-1', options: { mode: 'local', upstreams: [3001], stateDir: join(work, 'local-1') }, replicas: 1 },
   { name: 'local-6', options: { mode: 'local', upstreams: [3001, 3002, 3003, 3004, 3005, 3006], stateDir: join(work, 'local-6') }, replicas: 6 },
-  { name: 'local-6-no-rate-limit', options: { mode: 'local', upstreams: [3001, 3002, 3003, 3004, 3005, 3006], stateDir: join(work, 'local-6-no-rate-limit'), rateLimit: false }, replicas: 6 }
+  { name: 'local-6-no-rate-limit', options: { mode: 'local', upstreams: [3001, 3002, 3003, 3004, 3005, 3006], stateDir: join(work, 'local-6-no-rate-limit'), rateLimit: false }, replicas: 6 },
+  { name: 'compose-hash', options: { mode: 'compose', balance: 'hash' }, replicas: 1 },
+  { name: 'compose-hash-no-rate-limit', options: { mode: 'compose', balance: 'hash', rateLimit: false }, replicas: 1 },
+  { name: 'local-3-hash', options: { mode: 'local', upstreams: [3001, 3002, 3003], stateDir: join(work, 'local-3-hash'), balance: 'hash' }, replicas: 3 }
 ]
 
 for (const v of variants) {
@@ -120,14 +126,26 @@ for (const v of variants) {
     const conf = uncommented(text)
     const upstream = block(conf, /upstream\s+recsvc_api\s*\{/)
     t.ok(upstream, 'an upstream block')
-    t.match(upstream, /^\s*least_conn;/m, 'least_conn')
+    if (v.options.balance === 'hash') {
+      t.match(upstream, /^\s*hash\s+\$recsvc_balance_key\s+consistent;/m, 'hash ... consistent')
+      t.notMatch(upstream, /least_conn/, 'and no least_conn')
+      t.match(conf, /map\s+\$uri\s+\$recsvc_balance_key\s*\{[^}]*default\s+\$request_id;[^}]*"~\^\/recommend\/\(\[1-9\]\[0-9\]\{0,9\}\)\$"\s+"user:\$1";/, 'the key: the user id of /recommend/:id, else $request_id')
+      t.ok(upstream.indexOf('hash $recsvc_balance_key') < upstream.indexOf('keepalive '), 'the balancing method comes before keepalive (nginx requires it)')
+    } else {
+      t.match(upstream, /^\s*least_conn;/m, 'least_conn')
+      t.notMatch(conf, /\bhash\s+\$|recsvc_balance_key/, 'and no hash')
+    }
     t.match(upstream, /^\s*zone\s+\S+\s+\d+k;/m, 'shared zone (one view of connections and failures for all workers)')
     t.ok(Number(directive(upstream, 'keepalive')) >= 1000, 'upstream keepalive: room for 1000 requests in flight in one worker')
     t.ok(parseInt(directive(upstream, 'keepalive_timeout') ?? '', 10) < 72, 'idle upstream connections closed before Fastify\'s 72 s keep-alive timeout')
     const servers = [...upstream.matchAll(/^\s*server\s+(\S+)\s+max_fails=\d+\s+fail_timeout=\d+s;/gm)].map((m) => m[1])
     const { maxFails, failTimeoutS } = UPSTREAM_DEFAULTS
     t.ok([...upstream.matchAll(/^\s*server\s.*;/gm)].every((m) => m[0].includes(` max_fails=${maxFails} fail_timeout=${failTimeoutS}s;`)), `max_fails=${maxFails} fail_timeout=${failTimeoutS}s on every server`)
-    if (v.options.mode === 'compose') t.same(servers, ['api:3000'], 'compose: the scaled service by name')
+    if (v.options.mode === 'compose' && v.options.balance === 'hash') {
+      t.same(servers, [], 'compose with hash: no server line by name (replicas behind one name share one set of ring points)')
+      t.match(upstream, new RegExp(`^\\s*include "${COMPOSE_DEFAULTS.serversFile}";`, 'm'), 'but the per-address lines dns-reload.sh writes')
+      t.match(text, new RegExp(`^\\s*# dns-reload-servers: ${COMPOSE_DEFAULTS.serversFile} max_fails=${UPSTREAM_DEFAULTS.maxFails} fail_timeout=${UPSTREAM_DEFAULTS.failTimeoutS}s$`, 'm'), 'with max_fails and fail_timeout, named for dns-reload.sh')
+    } else if (v.options.mode === 'compose') t.same(servers, ['api:3000'], 'compose: the scaled service by name')
     else t.same(servers, v.options.upstreams.map((p) => `127.0.0.1:${p}`), `local: ${v.replicas} replica(s)`)
 
     const proxy = block(conf, /location\s+\/\s*\{/)

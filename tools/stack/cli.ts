@@ -1,20 +1,21 @@
 // `npm run stack`: argument parsing, the banner, and signals (Ctrl-C stops what the stack started).
 
 import { parseArgs } from 'node:util'
-import { rateLimitFromEnv } from '../nginx-config.ts'
+import { balanceFromEnv, parseBalance, rateLimitFromEnv, type Balance } from '../nginx-config.ts'
 import { StackError } from './errors.ts'
 import { redactUrl } from './format.ts'
+import { describeBalance } from './nginx.ts'
 import { DEFAULTS } from './options.ts'
 import { startStack, type Stack } from './start.ts'
 
-function banner (s: Stack, opts: { redisStarted: boolean, mysqlStarted: boolean, rateLimit: boolean }): string {
+function banner (s: Stack, opts: { redisStarted: boolean, mysqlStarted: boolean, rateLimit: boolean, balance: Balance }): string {
   const first = (s.frontUrl ?? s.apiUrls[0]!).replace('http://127.0.0.1', 'localhost')
   return [
     '',
     'recsvc stack is up',
     ...(s.frontUrl
       ? [
-          `  nginx:       ${s.frontUrl}   <- use this one (least_conn over ${s.apiUrls.length} replica(s), per-IP limits ${opts.rateLimit ? 'on' : 'OFF'})`,
+          `  nginx:       ${s.frontUrl}   <- use this one (${describeBalance(opts.balance)} over ${s.apiUrls.length} replica(s), per-IP limits ${opts.rateLimit ? 'on' : 'OFF'})`,
           `  stub_status: ${s.nginxStatusUrl} (127.0.0.1 only)`,
           `  access log:  ${s.nginxAccessLog} (JSON)`
         ]
@@ -44,6 +45,9 @@ const USAGE = `usage: npm run stack -- [options]
   --port P             nginx's port, the one clients use (default 8080)
   --status-port P      nginx's stub_status port on 127.0.0.1 (default: --port + 1 when free)
   --no-rate-limit      nginx without its per-IP limits, and the app's per-client limits off (for benchmarks; or NGINX_RATE_LIMIT=off)
+  --balance B          how nginx picks a replica: least_conn (default; the one with the fewest
+                       requests in flight) or hash (consistent hash of the user id of /recommend/:id,
+                       so each replica's L1 holds its own share of the users); or NGINX_BALANCE=hash
   --no-nginx           only the replicas, no nginx in front
   --users N            demo users to seed when the database is empty (default 10000)
   --fresh              wipe the state directory (.stack/, databases included) first
@@ -67,6 +71,7 @@ export async function main (): Promise<void> {
         port: { type: 'string' },
         'status-port': { type: 'string' },
         'no-rate-limit': { type: 'boolean' },
+        balance: { type: 'string' },
         'no-nginx': { type: 'boolean' },
         users: { type: 'string' },
         fresh: { type: 'boolean' },
@@ -97,6 +102,13 @@ export async function main (): Promise<void> {
   const port = int('port', values.port, DEFAULTS.port, 1, 65535)
   const statusPort = values['status-port'] === undefined ? undefined : int('status-port', values['status-port'], 0, 1, 65535)
   const rateLimit = values['no-rate-limit'] ? false : rateLimitFromEnv(process.env)
+  let balance: Balance
+  try {
+    balance = values.balance === undefined ? balanceFromEnv(process.env) : parseBalance(values.balance)
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`)
+    process.exit(2)
+  }
   const apiBasePort = int('api-base-port', values['api-base-port'], DEFAULTS.apiBasePort, 0, 65535 - replicas)
   const users = int('users', values.users, DEFAULTS.users, 0, 100_000_000)
   const env = process.env
@@ -127,6 +139,7 @@ export async function main (): Promise<void> {
       port,
       nginxStatusPort: statusPort,
       rateLimit,
+      balance,
       users,
       fresh: values.fresh ?? false,
       stateDir: values['state-dir'],
@@ -143,7 +156,7 @@ export async function main (): Promise<void> {
     console.error(`[stack] ${err instanceof StackError ? err.message : (err as Error).stack ?? String(err)}`)
     process.exit(1)
   }
-  console.log(banner(stack, { redisStarted: !env.REDIS_URL && stack.processes().some((p) => p.name === 'redis'), mysqlStarted: !env.MYSQL_URL && stack.processes().some((p) => p.name === 'mysql'), rateLimit }))
+  console.log(banner(stack, { redisStarted: !env.REDIS_URL && stack.processes().some((p) => p.name === 'redis'), mysqlStarted: !env.MYSQL_URL && stack.processes().some((p) => p.name === 'mysql'), rateLimit, balance }))
   if (signals > 0) await stack.stop().then(() => process.exit(0))
 }
 

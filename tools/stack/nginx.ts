@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CAPACITY_DEFAULTS, renderNginxConfig } from '../nginx-config.ts'
+import { CAPACITY_DEFAULTS, renderNginxConfig, type Balance } from '../nginx-config.ts'
 import type { StackContext } from './context.ts'
 import { StackError } from './errors.ts'
 import { rel, secs } from './format.ts'
@@ -40,9 +40,9 @@ export interface Nginx {
   nginxAccessLog: string
 }
 
-export async function startNginx (ctx: StackContext, opts: { nginxBin: string, runDir: string, ports: number[], frontPort: number, statusPort: number, rateLimit: boolean }): Promise<Nginx> {
+export async function startNginx (ctx: StackContext, opts: { nginxBin: string, runDir: string, ports: number[], frontPort: number, statusPort: number, rateLimit: boolean, balance: Balance }): Promise<Nginx> {
   const { runner, stateDir, pidFiles, log, waitFor } = ctx
-  const { nginxBin, runDir, ports, frontPort, statusPort, rateLimit } = opts
+  const { nginxBin, runDir, ports, frontPort, statusPort, rateLimit, balance } = opts
   const replicas = ports.length
   const tn = Date.now()
   const dir = join(stateDir, 'nginx')
@@ -61,6 +61,7 @@ export async function startNginx (ctx: StackContext, opts: { nginxBin: string, r
     stateDir,
     accessLog: nginxAccessLog,
     rateLimit,
+    balance,
     workerRlimitNofile: rlimit,
     workerConnections: Math.min(CAPACITY_DEFAULTS.workerConnections, Math.floor(rlimit / 2))
   }))
@@ -77,8 +78,13 @@ export async function startNginx (ctx: StackContext, opts: { nginxBin: string, r
   const frontUrl = `http://127.0.0.1:${frontPort}`
   const nginxStatusUrl = `http://127.0.0.1:${statusPort}/nginx_status`
   await waitFor(`nginx on port ${frontPort}`, async () => await answers200(nginxStatusUrl) && await answers200(`${frontUrl}/health/ready`), 15_000, proc)
-  log(`nginx ready on ${frontUrl} in ${secs(Date.now() - tn)} (pid ${proc.pid}, least_conn over ${replicas} replica(s), per-IP limits ${rateLimit ? 'on' : 'OFF'}, config ${rel(nginxConfigFile)}, access log ${rel(nginxAccessLog)})`)
+  log(`nginx ready on ${frontUrl} in ${secs(Date.now() - tn)} (pid ${proc.pid}, ${describeBalance(balance)} over ${replicas} replica(s), per-IP limits ${rateLimit ? 'on' : 'OFF'}, config ${rel(nginxConfigFile)}, access log ${rel(nginxAccessLog)})`)
   return { proc, frontUrl, nginxStatusUrl, nginxConfigFile, nginxAccessLog }
+}
+
+/** For the log and the banner. */
+export function describeBalance (balance: Balance): string {
+  return balance === 'hash' ? 'consistent hash of the user id' : 'least_conn'
 }
 
 /** SIGQUIT is nginx's graceful shutdown (requests in flight are finished). */

@@ -14,6 +14,9 @@ export interface StackOptions {
   nginxStatusPort?: number
   /** nginx's per-IP limits (default on, unless NGINX_RATE_LIMIT=off in `env`); off for benchmarks. */
   rateLimit?: boolean
+  /** How nginx picks a replica (default least_conn, unless NGINX_BALANCE in `env` says hash):
+   *  'hash' = consistent hashing of the user id, so each replica's L1 holds its own users. */
+  balance?: 'least_conn' | 'hash'
   /** Run the replicas from src/ through tsx instead of dist/ (no build needed; slower start). */
   fromSource?: boolean
   /** SHUTDOWN_DRAIN_DELAY_MS for replicas behind nginx, unless `env` sets it (default 500). */

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { rateLimitFromEnv } from '../nginx-config.ts'
+import { balanceFromEnv, NginxConfigError, rateLimitFromEnv } from '../nginx-config.ts'
 import { loadConfig } from '../../src/config.ts'
 import { describeRateLimits } from '../../src/plugins/rate-limit.ts'
 import { apiPorts, createReplicas } from './api.ts'
@@ -60,6 +60,12 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
   const baseEnv = options.env ?? process.env
   const withNginx = options.nginx ?? false
   const rateLimit = options.rateLimit ?? rateLimitFromEnv(baseEnv)
+  let balance: 'least_conn' | 'hash'
+  try {
+    balance = options.balance ?? balanceFromEnv(baseEnv)
+  } catch (err) {
+    throw err instanceof NginxConfigError ? new StackError(err.message) : err
+  }
   const runner = new Runner(out, color, stateDir, baseEnv)
   const log = (msg: string) => runner.log('stack', msg)
 
@@ -178,7 +184,7 @@ export async function startStack (options: StackOptions = {}): Promise<Stack> {
       for (let attempt = 1; ; attempt++) {
         if (auto && attempt > 1) ({ frontPort, statusPort } = await nginxPorts(ports, 0, undefined))
         try {
-          nginx = await startNginx(ctx, { nginxBin: nginxBin!, runDir, ports, frontPort, statusPort, rateLimit })
+          nginx = await startNginx(ctx, { nginxBin: nginxBin!, runDir, ports, frontPort, statusPort, rateLimit, balance })
           break
         } catch (err) {
           if (!auto || attempt >= 3 || !/Address already in use/.test(String((err as Error).message))) throw err
