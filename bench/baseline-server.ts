@@ -1,8 +1,11 @@
 // The baseline: a bare Fastify route serving the same bytes and headers as a cached answer, so the
 // tier benchmarks can be reported as ratios of what Fastify itself does on this machine.
+import { readFileSync } from 'node:fs'
 import Fastify from 'fastify'
 
-const body = process.env.BASELINE_BODY ?? '{}'
+// BASELINE_BODY_FILE for bodies past what one environment variable can hold (128 KiB on Linux: a batch of 100).
+const file = process.env.BASELINE_BODY_FILE
+const body = file !== undefined && file !== '' ? readFileSync(file, 'utf8') : process.env.BASELINE_BODY ?? '{}'
 const app = Fastify({ logger: false })
 app.get('/recommend/:id', async (_req, reply) => reply
   .header('x-served-by', 'baseline')

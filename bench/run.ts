@@ -7,10 +7,11 @@
 //
 // Without --url it starts what the scenarios need: its own Redis and MySQL
 // (tools/servers/throwaway.ts; REDIS_URL / MYSQL_URL of the environment only where the server binary
-// is missing), the fixture (tools/fixture.ts), and the app as `node --import tsx src/server.ts` in the default
+// is missing), the fixture (tools/fixture.ts), and the app as `node dist/src/server.js` in the default
 // configuration with the app's per-client rate limits off (RATE_LIMIT_ENABLED=false: one load
-// generator is one client). Everything started is stopped at the end, on an error and on Ctrl-C.
+// generator is one client). The app runs from dist/ (built first when stale). Everything started is stopped at the end, on an error and on Ctrl-C.
 // Progress on stderr; the Markdown table on stdout; reports in <out>/<timestamp>.{json,md,svg}.
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
@@ -18,14 +19,15 @@ import { loadFixture } from '../tools/fixture.ts'
 import { seed } from '../scripts/seed.ts'
 import { findBinary, findMysqlBinaries } from '../tools/servers/binaries.ts'
 import { startServices, type Services } from '../tools/servers/throwaway.ts'
-import { runLoad, stopLoad, type LoadResult } from './lib/load.ts'
+import { runLoad, stopLoad, type LoadResult, type NextRequest } from './lib/load.ts'
 import { machine } from './lib/machine.ts'
 import { replicaFigures, scrape, totalMix } from './lib/metrics.ts'
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './lib/options.ts'
-import { ROOT, startNodeServer, stopAll, type NodeServer } from './lib/procs.ts'
-import { startReference } from './lib/reference.ts'
+import { APP_ENTRY, ensureBuilt, ROOT, startNodeServer, stopAll, type NodeServer } from './lib/procs.ts'
+import { startReference, type StartedReference } from './lib/reference.ts'
 import { table } from './report/markdown.ts'
-import type { BenchReport, ReferenceResult, ScenarioResult } from './report/types.ts'
+import type { BenchReport, Latency, ReferenceRun, RunResult, ScenarioResult } from './report/types.ts'
+import { checkTargets, targetsTable } from './report/targets.ts'
 import { writeReport } from './report/write.ts'
 import { SCENARIOS } from './scenarios/index.ts'
 import type { BenchContext, Scenario, Target } from './scenarios/types.ts'
@@ -56,8 +58,11 @@ const inheritedEnv: Record<string, string> = {}
 for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !configNames.has(k)) inheritedEnv[k] = v
 
 /** What the bench sets on top of the defaults (MYSQL_URL / REDIS_URL / PORT added per start). */
+const ADMIN_TOKEN = randomBytes(24).toString('hex')
 const APP_ENV: Record<string, string> = {
   RATE_LIMIT_ENABLED: 'false',
+  // the admin routes (POST /events in zipf, /invalidate-cache in the storm); not a performance setting
+  ADMIN_TOKEN,
   // listen on loopback only; not a performance setting
   HOST: '127.0.0.1'
 }
@@ -66,12 +71,14 @@ const logDir = mkdtempSync(join(os.tmpdir(), 'recsvc-bench-'))
 let services: Services | undefined
 let servicesStarting: Promise<{ mysqlUrl: string, redisUrl: string }> | undefined
 let appCount = 0
+let built = false
 const datasets = new Map<number, Promise<string>>()
 
 const ctx: BenchContext = {
   opts,
   log,
   logDir,
+  adminToken: ADMIN_TOKEN,
   services () {
     servicesStarting ??= (async () => {
       log('starting Redis and MySQL (tools/servers/throwaway.ts)')
@@ -104,13 +111,15 @@ const ctx: BenchContext = {
   },
   async startApp ({ replicas, env = {}, label = 'app' }) {
     const { mysqlUrl, redisUrl } = await ctx.services()
+    if (!built) { ensureBuilt(log); built = true }
     const started: NodeServer[] = []
     try {
       for (let i = 0; i < replicas; i++) {
         const n = ++appCount
         const s = await startNodeServer({
           name: `${label} replica ${i + 1}`,
-          script: 'src/server.ts',
+          script: APP_ENTRY,
+          nodeArgs: opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(logDir, 'cpu-prof')}`] : undefined,
           env: { ...inheritedEnv, ...APP_ENV, MYSQL_URL: mysqlUrl, REDIS_URL: redisUrl, REPLICA_ID: `bench-${n}`, ...env },
           logFile: join(logDir, `app-${n}.log`)
         })
@@ -147,74 +156,182 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 
 // ------------------------------------------------------------------ one scenario
 
-const latencyOf = (l: LoadResult) => ({ ...l.latency })
+const median = (xs: readonly number[]): number => {
+  const v = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+  if (v.length === 0) return NaN
+  return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2
+}
 
-async function load (what: string, urls: string[], paths: () => string, seconds: number): Promise<LoadResult> {
+function medianLatency (ls: readonly Latency[]): Latency {
+  return { p50: median(ls.map((l) => l.p50)), p97_5: median(ls.map((l) => l.p97_5)), p99: median(ls.map((l) => l.p99)), max: Math.max(...ls.map((l) => l.max)), mean: median(ls.map((l) => l.mean)) }
+}
+
+async function load (what: string, urls: string[], paths: () => NextRequest, seconds: number, o: { connections?: number, amount?: number } = {}): Promise<LoadResult> {
   if (aborting) throw new Error('aborted')
-  log(`${what}: ${seconds} s, ${opts.connections} connections → ${urls.join(', ')}`)
-  const r = await runLoad({ urls, paths, connections: opts.connections, seconds })
+  const connections = o.connections ?? opts.connections
+  log(`${what}: ${o.amount !== undefined ? `${o.amount} requests` : `${seconds} s`}, ${connections} connections → ${urls.join(', ')}`)
+  const r = await runLoad({ urls, paths, connections, seconds, amount: o.amount })
   log(`${what}: ${Math.round(r.reqPerSec)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}`)
   return r
 }
 
-async function runScenario (s: Scenario): Promise<ScenarioResult> {
-  const result: ScenarioResult = { name: s.name, description: s.description, replicas: [], notes: [] }
-  log(`scenario ${s.name}: ${s.description}`)
-  let target: Target | undefined
+/** One measured run of the target: scrapes around it, and whatever runs alongside (`during`). */
+async function measureTarget (s: Scenario, target: Target, label: string, seconds: number): Promise<RunResult> {
+  const before = await Promise.all(target.metricsUrls.map((u) => scrape(u)))
+  const ac = new AbortController()
+  const during = target.during?.(ac.signal)
+  let r: LoadResult
   try {
-    target = await s.setup(ctx)
-    result.notes.push(...(target.notes ?? []))
-    // One real answer: the baseline serves its bytes.
-    const res = await fetch(target.urls[0] + target.samplePath, { signal: AbortSignal.timeout(10_000) })
-    const body = await res.text()
-    result.sample = { path: target.samplePath, status: res.status, bytes: Buffer.byteLength(body), xCache: res.headers.get('x-cache') ?? undefined }
-    if (res.status !== 200) throw new Error(`the sample request ${target.samplePath} answered ${res.status}: ${body.slice(0, 200)}`)
-    log(`sample ${target.samplePath}: ${res.status}, ${result.sample.bytes} bytes, x-cache ${result.sample.xCache ?? '-'}`)
+    r = await load(label, target.urls, target.paths, seconds, { connections: s.connections, amount: target.amount })
+  } finally {
+    ac.abort()
+  }
+  const alongside = during === undefined ? undefined : await during
+  const after = await Promise.all(target.metricsUrls.map((u) => scrape(u)))
+  const replicas = target.metricsUrls.map((u, i) => replicaFigures(u, before[i], after[i]))
+  const scraped = replicas.filter((x) => x.scraped)
+  const els = scraped.flatMap((x) => x.eventLoopP99Ms === undefined ? [] : [x.eventLoopP99Ms])
+  const cpus = scraped.flatMap((x) => x.cpu === undefined ? [] : [x.cpu])
+  const rss = scraped.flatMap((x) => x.rssBytes === undefined ? [] : [x.rssBytes])
+  return {
+    reqPerSec: r.reqPerSec,
+    latency: { ...r.latency },
+    errors: r.errors,
+    timeouts: r.timeouts,
+    non2xx: r.non2xx,
+    load: r,
+    replicas,
+    tierMix: totalMix(scraped),
+    eventLoopP99Ms: els.length > 0 ? Math.max(...els) : undefined,
+    cpu: cpus.length > 0 ? cpus.reduce((a, x) => a + x, 0) : undefined,
+    rssBytes: rss.length > 0 ? Math.max(...rss) : undefined,
+    alongside
+  }
+}
 
-    // The reference, under the same settings (and as many processes as the target has replicas).
-    const kind = s.reference ?? 'baseline'
-    const ref = await startReference(kind, ctx, body, target.urls.length, target.referenceMysqlUrl)
+async function measureReference (s: Scenario, ref: StartedReference, paths: () => NextRequest, seconds: number, amount: number | undefined): Promise<ReferenceRun> {
+  const r = await load(`${s.name}: ${ref.kind}`, ref.urls, paths, seconds, { connections: s.connections, amount })
+  return { reqPerSec: r.reqPerSec, latency: { ...r.latency }, errors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx, load: r }
+}
+
+async function fetchSample (target: Target, result: ScenarioResult): Promise<string> {
+  const res = await fetch(target.urls[0] + target.samplePath, { signal: AbortSignal.timeout(10_000) })
+  const body = await res.text()
+  result.sample = { path: target.samplePath, status: res.status, bytes: Buffer.byteLength(body), xCache: res.headers.get('x-cache') ?? undefined }
+  if (res.status !== 200) throw new Error(`the sample request ${target.samplePath} answered ${res.status}: ${body.slice(0, 200)}`)
+  log(`sample ${target.samplePath}: ${res.status}, ${result.sample.bytes} bytes, x-cache ${result.sample.xCache ?? '-'}`)
+  return body
+}
+
+/** Runs `opts.runs` measured runs, each paired with a run of the reference in alternating order
+ *  (reference first, then target first, ...), so drift on a shared machine hits both alike; the
+ *  figures reported are the medians, the ratio the median of the per-run ratios. A `fresh`
+ *  scenario is set up anew for every run (from empty caches, no warm-up); the others are set up
+ *  once and warmed up once. */
+async function runScenario (s: Scenario): Promise<ScenarioResult> {
+  const result: ScenarioResult = { name: s.name, description: s.description, replicas: [], notes: [], runs: [] }
+  log(`scenario ${s.name}: ${s.description}`)
+  if (s.custom !== undefined) {
     try {
-      const refUrls = ref.servers.map((x) => x.url)
-      const refPaths = target.referencePaths ?? target.paths
-      if (opts.warmup > 0) await load(`${s.name}: ${kind} warm-up`, refUrls, refPaths, opts.warmup)
-      const r = await load(`${s.name}: ${kind}`, refUrls, refPaths, opts.duration)
-      const b: ReferenceResult = { kind, label: ref.label, reqPerSec: r.reqPerSec, latency: latencyOf(r), errors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx, load: r }
-      result.baseline = b
-    } finally {
-      await ref.stop()
+      const c = await s.custom(ctx)
+      result.custom = c
+      result.notes.push(...c.notes)
+    } catch (err) {
+      result.error = (err as Error).stack ?? String(err)
+      log(`scenario ${s.name} failed: ${(err as Error).message}`)
     }
-
-    if (opts.warmup > 0) await load(`${s.name}: warm-up`, target.urls, target.paths, opts.warmup)
-    const before = await Promise.all(target.metricsUrls.map((u) => scrape(u)))
-    const r = await load(s.name, target.urls, target.paths, opts.duration)
-    const after = await Promise.all(target.metricsUrls.map((u) => scrape(u)))
-    result.load = r
-    result.reqPerSec = r.reqPerSec
-    result.latency = latencyOf(r)
-    result.errors = r.errors
-    result.timeouts = r.timeouts
-    result.non2xx = r.non2xx
-    if (result.baseline !== undefined && result.baseline.reqPerSec > 0) result.ratio = r.reqPerSec / result.baseline.reqPerSec
-    result.replicas = target.metricsUrls.map((u, i) => replicaFigures(u, before[i], after[i]))
-    const scraped = result.replicas.filter((x) => x.scraped)
-    if (scraped.length < result.replicas.length) result.notes.push(`/metrics could not be read on ${result.replicas.length - scraped.length} of ${result.replicas.length} targets (behind nginx, /metrics is internal only): no replica figures from those`)
-    if (scraped.some((x) => x.restarted)) result.notes.push('a replica restarted during the run')
-    result.tierMix = totalMix(scraped)
-    const els = scraped.flatMap((x) => x.eventLoopP99Ms === undefined ? [] : [x.eventLoopP99Ms])
-    if (els.length > 0) result.eventLoopP99Ms = Math.max(...els)
-    const cpus = scraped.flatMap((x) => x.cpu === undefined ? [] : [x.cpu])
-    if (cpus.length > 0) result.cpu = cpus.reduce((a, x) => a + x, 0)
-    const rss = scraped.flatMap((x) => x.rssBytes === undefined ? [] : [x.rssBytes])
-    if (rss.length > 0) result.rssBytes = Math.max(...rss)
-    if (r.instances > 1) result.notes.push(`load split over ${r.instances} autocannon instances (one per replica, no balancer): req/s summed, latency percentiles are the worst instance's`)
+    return result
+  }
+  const seconds = s.duration?.(opts) ?? opts.duration
+  const runs = s.runs?.(opts) ?? opts.runs
+  const refSeconds = s.referenceDuration?.(opts) ?? seconds
+  const kind = s.reference ?? 'baseline'
+  let target: Target | undefined
+  let ref: StartedReference | undefined
+  const refRuns: ReferenceRun[] = []
+  try {
+    for (let i = 0; i < runs; i++) {
+      if (target === undefined) {
+        target = await s.setup(ctx)
+        if (i === 0) result.notes.push(...(target.notes ?? []))
+      }
+      if (ref === undefined) {
+        const body = await fetchSample(target, result)
+        ref = await (s.startReference ?? startReference)(kind, ctx, body, target.urls.length, target.referenceMysqlUrl)
+        const refPaths = target.referencePaths ?? target.paths
+        if (opts.warmup > 0) await load(`${s.name}: ${kind} warm-up`, ref.urls, refPaths, opts.warmup, { connections: s.connections, amount: target.warmupAmount })
+        if (opts.warmup > 0 && s.fresh !== true) await load(`${s.name}: warm-up`, target.urls, target.paths, opts.warmup, { connections: s.connections, amount: target.warmupAmount })
+      }
+      const refPaths = target.referencePaths ?? target.paths
+      const tag = runs > 1 ? ` (run ${i + 1}/${runs})` : ''
+      let run: RunResult
+      if (i % 2 === 0) {
+        refRuns.push(await measureReference(s, ref, refPaths, refSeconds, target.amount))
+        run = await measureTarget(s, target, `${s.name}${tag}`, seconds)
+      } else {
+        run = await measureTarget(s, target, `${s.name}${tag}`, seconds)
+        refRuns.push(await measureReference(s, ref, refPaths, refSeconds, target.amount))
+      }
+      const refRun = refRuns[refRuns.length - 1]!
+      if (refRun.reqPerSec > 0) run.ratio = run.reqPerSec / refRun.reqPerSec
+      result.runs.push(run)
+      if (s.fresh === true) {
+        const t = target
+        target = undefined
+        await t.teardown()
+      }
+    }
+    summarize(s, result, refRuns, ref)
   } catch (err) {
     result.error = (err as Error).stack ?? String(err)
     log(`scenario ${s.name} failed: ${(err as Error).message}`)
+    if (result.runs.length > 0) summarize(s, result, refRuns, ref)
   } finally {
+    if (ref !== undefined) await ref.stop().catch((err) => log(`stopping the reference of ${s.name}: ${(err as Error).message}`))
     if (target !== undefined) await target.teardown().catch((err) => log(`teardown of ${s.name}: ${(err as Error).message}`))
   }
   return result
+}
+
+function summarize (s: Scenario, result: ScenarioResult, refRuns: ReferenceRun[], ref: StartedReference | undefined): void {
+  const rs = result.runs
+  if (ref !== undefined && refRuns.length > 0) {
+    result.baseline = {
+      kind: ref.kind,
+      label: ref.label,
+      reqPerSec: median(refRuns.map((r) => r.reqPerSec)),
+      latency: medianLatency(refRuns.map((r) => r.latency)),
+      errors: refRuns.reduce((a, r) => a + r.errors, 0),
+      timeouts: refRuns.reduce((a, r) => a + r.timeouts, 0),
+      non2xx: refRuns.reduce((a, r) => a + r.non2xx, 0),
+      runs: refRuns
+    }
+  }
+  result.reqPerSec = median(rs.map((r) => r.reqPerSec))
+  result.latency = medianLatency(rs.map((r) => r.latency))
+  result.errors = rs.reduce((a, r) => a + r.errors, 0)
+  result.timeouts = rs.reduce((a, r) => a + r.timeouts, 0)
+  result.non2xx = rs.reduce((a, r) => a + r.non2xx, 0)
+  const ratios = rs.flatMap((r) => r.ratio === undefined ? [] : [r.ratio])
+  if (ratios.length > 0) result.ratio = median(ratios)
+  // The replicas' figures of the run whose ratio (or rate) is the median one.
+  const key = (r: RunResult) => r.ratio ?? r.reqPerSec
+  const mid = [...rs].sort((a, b) => key(a) - key(b))[Math.floor((rs.length - 1) / 2)]!
+  result.replicas = mid.replicas
+  const scraped = rs.flatMap((r) => r.replicas.filter((x) => x.scraped))
+  if (rs.some((r) => r.replicas.length > 0 && r.replicas.some((x) => !x.scraped))) result.notes.push('/metrics could not be read on some targets (behind nginx, /metrics is internal only): no replica figures from those')
+  if (scraped.some((x) => x.restarted)) result.notes.push('a replica restarted during a run')
+  result.tierMix = totalMix(scraped)
+  const els = rs.flatMap((r) => r.eventLoopP99Ms === undefined ? [] : [r.eventLoopP99Ms])
+  if (els.length > 0) result.eventLoopP99Ms = median(els)
+  const cpus = rs.flatMap((r) => r.cpu === undefined ? [] : [r.cpu])
+  if (cpus.length > 0) result.cpu = median(cpus)
+  const rss = rs.flatMap((r) => r.rssBytes === undefined ? [] : [r.rssBytes])
+  if (rss.length > 0) result.rssBytes = Math.max(...rss)
+  const instances = rs[0]?.load.instances ?? 1
+  if (instances > 1) result.notes.push(`load split over ${instances} autocannon instances (one per replica, no balancer): req/s summed, latency percentiles are the worst instance's`)
+  if (rs.length > 1) result.notes.push(`medians of ${rs.length} runs (each paired with a reference run, order alternating); errors, timeouts and non-2xx summed over the runs; RSS the largest seen; EL p99 the median of each run's worst replica`)
+  if (s.fresh === true) result.notes.push('set up afresh for every run: new replicas, empty LRUs and an unused Redis key prefix; no warm-up')
 }
 
 // ------------------------------------------------------------------ the run
@@ -228,7 +345,7 @@ const report: BenchReport = {
   config: opts.url !== undefined
     ? { target: `the running deployment at ${opts.url} (its own configuration; nothing started but the reference)`, env: {}, notes: ['the deployment\'s own configuration: rate limits as it has them'] }
     : {
-        target: `${opts.replicas} app replica(s), node --import tsx src/server.ts, own Redis and MySQL with the fixture (tools/fixture.ts)`,
+        target: `${opts.replicas} app replica(s), node dist/src/server.js (npm start), own Redis and MySQL with the fixture (tools/fixture.ts)`,
         env: { ...APP_ENV },
         notes: [
           'app in its default configuration (LOG_LEVEL info, NODE_ENV development, default pools and caches; .env.example variables of this shell not passed on)',
@@ -255,7 +372,9 @@ try {
 }
 report.finishedAt = new Date().toISOString()
 report.machine.loadAvgAfter = os.loadavg()
+report.targets = checkTargets(report).filter((c) => c.met !== undefined || opts.only === undefined)
 const files = writeReport(report, resolve(opts.out))
 console.log(`\n${table(report)}\n`)
+if (report.targets.length > 0) console.log(`${targetsTable(report.targets)}\n`)
 log(`reports: ${files.json}, ${files.md}, ${files.svg}`)
 process.exit(failed ? 1 : 0)

@@ -57,6 +57,10 @@ t.test('npm run bench -- --quick --only hot writes JSON, Markdown and SVG report
   t.ok(hot.replicas[0].cpu > 0, 'CPU share > 0')
   t.ok(hot.replicas[0].rssBytes > 0, 'RSS > 0')
   t.equal(report.config.env.RATE_LIMIT_ENABLED, 'false', 'rate limits off, and said so')
+  const target = (report.targets ?? []).find((c: { target: string }) => c.target.startsWith('hot:'))
+  t.ok(target, 'the hot target is checked against the run')
+  t.equal(typeof target?.met, 'boolean', 'met or missed, never left out')
+  t.match(target?.measured, /^\d+\.\d\d ×$/, 'with the measured ratio')
 
   const md = readFileSync(join(out, of('.md')[0]!), 'utf8')
   t.match(md, /\| scenario \| req\/s \| ratio to baseline \| p50 ms \| p99 ms \|/, 'table header')
@@ -64,6 +68,7 @@ t.test('npm run bench -- --quick --only hot writes JSON, Markdown and SVG report
   t.match(md, /^\| hot: baseline/m, 'a row for its baseline')
   t.match(md, /HIT-L1 \d/, 'tier mix')
   t.match(md, /rate limits are OFF/)
+  t.match(md, /^\| hot: ≥ 0\.85 × baseline \| \d+\.\d\d × \| (yes|\*\*no\*\*) \|$/m, 'the targets table, met or missed')
 
   const svg = readFileSync(join(out, of('.svg')[0]!), 'utf8').trim()
   t.ok(svg.startsWith('<svg'), 'starts with <svg')

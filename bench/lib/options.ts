@@ -12,7 +12,11 @@ export interface BenchOptions {
   /** warm-up seconds before each measurement */
   warmup: number
   connections: number
+  /** measured runs per scenario, each paired with a reference run; medians reported */
+  runs: number
   out: string
+  /** run the app replicas with --cpu-prof (profiles in the run's log directory) */
+  cpuProf: boolean
   help: boolean
 }
 
@@ -25,7 +29,9 @@ export const USAGE = `npm run bench -- [options]
   --duration S         measured seconds per scenario and per reference (default 10, --quick 3)
   --warmup S           warm-up seconds before each measurement (default 3, --quick 1)
   --connections N      concurrent connections (default 50)
+  --runs N             measured runs per scenario, medians reported (default 3, --quick 1)
   --out DIR            where the reports go (default bench/results)
+  --cpu-prof           profile the app replicas (node --cpu-prof; .cpuprofile files in the log directory)
   -h, --help`
 
 export class UsageError extends Error {}
@@ -50,7 +56,9 @@ export function parseOptions (argv: string[], scenarioNames: readonly string[]):
         duration: { type: 'string' },
         warmup: { type: 'string' },
         connections: { type: 'string' },
+        runs: { type: 'string' },
         out: { type: 'string', default: 'bench/results' },
+        'cpu-prof': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false }
       }
     }))
@@ -78,7 +86,9 @@ export function parseOptions (argv: string[], scenarioNames: readonly string[]):
     duration: num('duration', values.duration, quick ? 3 : 10, 1, 3600),
     warmup: num('warmup', values.warmup, quick ? 1 : 3, 0, 600),
     connections: Math.round(num('connections', values.connections, 50, 1, 10_000)),
+    runs: Math.round(num('runs', values.runs, quick ? 1 : 3, 1, 20)),
     out: values.out ?? 'bench/results',
+    cpuProf: values['cpu-prof'] === true,
     help: values.help === true
   }
 }

@@ -1,4 +1,5 @@
 // The Markdown report: one table, a row per scenario and one per reference it was measured against.
+import { targetsTable } from './targets.ts'
 import type { BenchReport, ScenarioResult } from './types.ts'
 
 const dash = '–'
@@ -20,11 +21,17 @@ export const HEADER = ['scenario', 'req/s', 'ratio to baseline', 'p50 ms', 'p99 
 
 export function rows (s: ScenarioResult): string[][] {
   const out: string[][] = []
+  if (s.custom !== undefined) {
+    out.push([s.name, `in-process, see "${s.custom.title}" below`, dash, dash, dash, dash, dash, dash, dash, dash])
+    return out
+  }
   if (s.error !== undefined && s.reqPerSec === undefined) {
     out.push([s.name, `failed: ${s.error.split('\n')[0]!.replace(/\|/g, '\\|')}`, dash, dash, dash, dash, dash, dash, dash, dash])
     return out
   }
-  out.push([s.name, f0(s.reqPerSec), f2(s.ratio), ms(s.latency?.p50), ms(s.latency?.p99), errs(s.errors, s.timeouts, s.non2xx), ms(s.eventLoopP99Ms), f2(s.cpu), mb(s.rssBytes), formatMix(s.tierMix)])
+  const ratios = s.runs.flatMap((r) => r.ratio === undefined ? [] : [r.ratio])
+  const ratio = ratios.length > 1 ? `${f2(s.ratio)} (${f2(Math.min(...ratios))}–${f2(Math.max(...ratios))})` : f2(s.ratio)
+  out.push([s.name, f0(s.reqPerSec), ratio, ms(s.latency?.p50), ms(s.latency?.p99), errs(s.errors, s.timeouts, s.non2xx), ms(s.eventLoopP99Ms), f2(s.cpu), mb(s.rssBytes), formatMix(s.tierMix)])
   const b = s.baseline
   if (b !== undefined) out.push([`${s.name}: ${b.label}`, f0(b.reqPerSec), '1.00', ms(b.latency.p50), ms(b.latency.p99), errs(b.errors, b.timeouts, b.non2xx), dash, dash, dash, dash])
   return out
@@ -33,7 +40,24 @@ export function rows (s: ScenarioResult): string[][] {
 export function table (report: BenchReport): string {
   const lines = [`| ${HEADER.join(' | ')} |`, `| ${HEADER.map(() => '---').join(' | ')} |`]
   for (const s of report.scenarios) for (const r of rows(s)) lines.push(`| ${r.join(' | ')} |`)
+  for (const s of report.scenarios) {
+    if (s.custom === undefined) continue
+    const c = s.custom
+    lines.push('', `${c.title}:`, '', `| ${c.columns.join(' | ')} |`, `| ${c.columns.map(() => '---').join(' | ')} |`)
+    for (const r of c.rows) lines.push(`| ${r.map((x) => typeof x === 'number' ? (Math.abs(x) >= 100 ? f0(x) : f2(x)) : x).join(' | ')} |`)
+  }
   return lines.join('\n')
+}
+
+/** What ran alongside the load, per run (the invalidation storm). */
+function alongside (s: ScenarioResult): string[] {
+  const out: string[] = []
+  s.runs.forEach((r, i) => {
+    if (r.alongside === undefined) return
+    const f = Object.entries(r.alongside.figures).map(([k, v]) => `${k} ${typeof v === 'number' ? (Number.isInteger(v) ? v : v.toFixed(1)) : v}`).join(', ')
+    out.push(`- ${r.alongside.title}${s.runs.length > 1 ? ` (run ${i + 1})` : ''}: ${f}`, ...r.alongside.notes.map((n) => `  - ${n}`))
+  })
+  return out
 }
 
 export function markdown (report: BenchReport): string {
@@ -42,8 +66,8 @@ export function markdown (report: BenchReport): string {
   const lines = [
     `# npm run bench, ${report.startedAt}`,
     '',
-    `${o.duration} s per scenario after a ${o.warmup} s warm-up, ${o.connections} connections, autocannon over 127.0.0.1; ` +
-      `the baseline is measured in the same run under the same settings; ratio = req/s ÷ baseline req/s.`,
+    `${o.runs} run(s) of ${o.duration} s per scenario after a ${o.warmup} s warm-up (unless a scenario says otherwise), ${o.connections} connections, autocannon over 127.0.0.1; ` +
+      `each run is paired with a run of the reference under the same settings, in alternating order; figures are medians over the runs, ratio = the median of req/s ÷ reference req/s (range in brackets).`,
     `Target: ${report.config.target}.`,
     ...report.config.notes.map((n) => `- ${n}`),
     '',
@@ -55,9 +79,10 @@ export function markdown (report: BenchReport): string {
       `${m.loadAvgAfter ? `, ${m.loadAvgAfter.map((x) => x.toFixed(2)).join(' ')} after` : ''}; Node ${m.node}; commit ${m.gitCommit ?? 'unknown'}${m.gitDirty ? ' (with uncommitted changes)' : ''}.`,
     ''
   ]
+  if (report.targets !== undefined && report.targets.length > 0) lines.push('Targets (issue 12; "not measured" where the scenario was not run or failed):', '', targetsTable(report.targets), '')
   for (const s of report.scenarios) {
-    const extra = [...s.notes, ...(s.error !== undefined ? [`error: ${s.error}`] : [])]
-    if (extra.length > 0) lines.push(`${s.name}: ${s.description}`, ...extra.map((n) => `- ${n}`), '')
+    const extra = [...s.notes.map((n) => `- ${n}`), ...alongside(s), ...(s.error !== undefined ? [`- error: ${s.error}`] : [])]
+    if (extra.length > 0) lines.push(`${s.name}: ${s.description}`, ...extra, '')
   }
   return lines.join('\n')
 }

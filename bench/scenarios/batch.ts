@@ -2,7 +2,7 @@
 // id uncached): GET /batch-recommend?user_ids=... Throughput in requests; the ids per second are
 // `size` times that. The baseline serves the same batch body.
 import type { Scenario } from './types.ts'
-import { appOnDataset, batch, coldIds, prewarm, uniformIds } from './seeded.ts'
+import { appOnDataset, batch, bigDataset, coldIds, prewarm, uniformIds } from './seeded.ts'
 import { L1_FOR_10K } from './warm-l1.ts'
 
 const USERS = 10_000
@@ -27,7 +27,7 @@ function coldBatch (size: number): Scenario {
     description: `batches of ${size} uncached ids`,
     reference: 'baseline',
     async setup (ctx) {
-      const users = ctx.opts.quick ? 30_000 : 100_000
+      const users = bigDataset(ctx.opts)
       const app = await appOnDataset(ctx, { name: `batch-${size}-cold`, users })
       return { urls: app.urls, metricsUrls: app.urls, paths: batch(coldIds(users, 20 + size), size), samplePath: batch(coldIds(users, 90 + size), size)(), referencePaths: () => '/recommend/1', notes: [`${size} ids per request, each id at most once per run (ids repeat only past ${users.toLocaleString('en-US')})`], teardown: app.teardown }
     }

@@ -4,11 +4,15 @@
 import { request } from 'undici'
 import { mulberry32 } from '../../scripts/seed/prng.ts'
 import { permutation } from '../zipf.ts'
+import type { BenchOptions } from '../lib/options.ts'
 import type { BenchContext } from './types.ts'
 
-export async function appOnDataset (ctx: BenchContext, o: { name: string, users: number, env?: Record<string, string> }) {
+/** The large data set (cold, cold batches, zipf): 1,000,000 users, 100,000 with --quick. */
+export const bigDataset = (o: BenchOptions) => o.quick ? 100_000 : 1_000_000
+
+export async function appOnDataset (ctx: BenchContext, o: { name: string, users: number, replicas?: number, env?: Record<string, string> }) {
   const mysqlUrl = await ctx.dataset(o.users)
-  const replicas = await ctx.startApp({ replicas: ctx.opts.replicas, label: o.name, env: { MYSQL_URL: mysqlUrl, REDIS_KEY_PREFIX: `bench-${o.name}-${process.pid}:`, ...o.env } })
+  const replicas = await ctx.startApp({ replicas: o.replicas ?? ctx.opts.replicas, label: o.name, env: { MYSQL_URL: mysqlUrl, REDIS_KEY_PREFIX: `bench-${o.name}-${process.pid}:`, ...o.env } })
   return { mysqlUrl, replicas, urls: replicas.map((r) => r.url), teardown: async () => { await Promise.all(replicas.map((r) => r.stop())) } }
 }
 
