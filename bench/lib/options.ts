@@ -26,8 +26,8 @@ export const USAGE = `npm run bench -- [options]
   --only NAME[,NAME]   run only these scenarios
   --url URL            benchmark a running deployment (start nothing but the reference)
   --replicas N         app replicas to start (default 1; load split between them, no balancer)
-  --duration S         measured seconds per scenario and per reference (default 10, --quick 3)
-  --warmup S           warm-up seconds before each measurement (default 3, --quick 1)
+  --duration S         measured seconds per scenario and per reference (default 8, --quick 3)
+  --warmup S           warm-up seconds before each measurement (default 2, --quick 1)
   --connections N      concurrent connections (default 50)
   --runs N             measured runs per scenario, medians reported (default 3, --quick 1)
   --out DIR            where the reports go (default bench/results)
@@ -83,8 +83,8 @@ export function parseOptions (argv: string[], scenarioNames: readonly string[]):
     only,
     url,
     replicas,
-    duration: num('duration', values.duration, quick ? 3 : 10, 1, 3600),
-    warmup: num('warmup', values.warmup, quick ? 1 : 3, 0, 600),
+    duration: num('duration', values.duration, quick ? 3 : 8, 1, 3600),
+    warmup: num('warmup', values.warmup, quick ? 1 : 2, 0, 600),
     connections: Math.round(num('connections', values.connections, 50, 1, 10_000)),
     runs: Math.round(num('runs', values.runs, quick ? 1 : 3, 1, 20)),
     out: values.out ?? 'bench/results',
