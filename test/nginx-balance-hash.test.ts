@@ -5,18 +5,15 @@
 // to the others while everyone else keeps their replica, and gets them back once it answers again.
 // The app itself is not needed: what is tested is nginx's choice of replica.
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
-import { UPSTREAM_DEFAULTS, renderNginxConfig } from '../tools/nginx-config.ts'
-import { findBinary } from '../tools/servers/binaries.ts'
+import { UPSTREAM_DEFAULTS } from '../tools/nginx-config.ts'
+import { startLocalNginx } from './helpers/nginx.ts'
 import { getFreePort } from './helpers/services.ts'
 
-const NGINX = findBinary('nginx')
-if (!NGINX) throw new Error('nginx not found (Debian: apt-get install nginx-light)')
 const BALANCE = 'hash'
 const USERS = 300
 const NAMES = ['fake-1', 'fake-2', 'fake-3']
@@ -54,34 +51,10 @@ for (const name of NAMES) replicas.push({ name, port: await getFreePort() })
 for (const r of replicas) await startReplica(r)
 t.teardown(() => Promise.all(replicas.map(stopReplica)))
 
-// ---- nginx, under a shell that stops it when this process goes away (as in nginx-config.test.ts)
-
-const GUARD = '"$@" & pid=$!; read -r _; kill -QUIT "$pid" 2>/dev/null; wait "$pid"'
-const stateDir = join(work, 'state')
-await mkdir(join(stateDir, 'run'), { recursive: true })
-await mkdir(join(stateDir, 'nginx'), { recursive: true })
-const port = await getFreePort()
-const statusPort = await getFreePort()
-const conf = join(stateDir, 'nginx', 'nginx.conf')
-await writeFile(conf, renderNginxConfig({
-  mode: 'local', upstreams: replicas.map((r) => r.port), balance: BALANCE, rateLimit: false, stateDir, port, statusPort,
-  accessLog: false, workerProcesses: 1, workerRlimitNofile: 4096, workerConnections: 1024
-}))
-const child: ChildProcess = spawn('/bin/sh', ['-c', GUARD, 'nginx-guard', NGINX, '-e', 'stderr', '-p', `${stateDir}/nginx/`, '-c', conf, '-g', 'daemon off;'], { stdio: ['pipe', 'ignore', 'pipe'], cwd: stateDir })
-let stderr = ''
-child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-process.on('exit', () => { try { child.kill('SIGKILL') } catch {} })
-t.teardown(async () => { child.stdin?.end(); await exited })
-for (let i = 0; ; i++) {
-  if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`)
-  try {
-    if ((await fetch(`http://127.0.0.1:${statusPort}/nginx_status`)).status === 200) break
-  } catch {}
-  if (i > 100) throw new Error(`nginx did not start: ${stderr}`)
-  await sleep(50)
-}
-const front = `http://127.0.0.1:${port}`
+// ---- nginx (test/helpers/nginx.ts)
+const ng = await startLocalNginx(join(work, 'state'), { upstreams: replicas.map((r) => r.port), balance: BALANCE, rateLimit: false })
+t.teardown(() => ng.stop())
+const front = ng.front
 
 const agent = new Agent({ connections: 16, keepAliveTimeout: 30_000 })
 t.teardown(() => agent.close())

@@ -6,18 +6,14 @@
 // >= 1.45): under load a burst of new connections waits seconds in its accept queue, those clients
 // time out, and closing their upstream connections made the next burst (bench scenario zipf).
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
-import { renderNginxConfig } from '../tools/nginx-config.ts'
-import { findBinary } from '../tools/servers/binaries.ts'
+import { startLocalNginx } from './helpers/nginx.ts'
 import { getFreePort } from './helpers/services.ts'
 
-const NGINX = findBinary('nginx')
-if (!NGINX) throw new Error('nginx not found (Debian: apt-get install nginx-light)')
 const CLIENTS = 20
 const SLOW_MS = 400
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -41,33 +37,10 @@ const replicaPort = await getFreePort()
 await new Promise<void>((resolve, reject) => { replica.once('error', reject); replica.listen(replicaPort, '127.0.0.1', () => resolve()) })
 t.teardown(() => { replica.closeAllConnections(); return new Promise((resolve) => replica.close(resolve)) })
 
-// ---- nginx, under a shell that stops it when this process goes away (as in nginx-config.test.ts)
-const GUARD = '"$@" & pid=$!; read -r _; kill -QUIT "$pid" 2>/dev/null; wait "$pid"'
-const stateDir = join(work, 'state')
-await mkdir(join(stateDir, 'run'), { recursive: true })
-await mkdir(join(stateDir, 'nginx'), { recursive: true })
-const port = await getFreePort()
-const statusPort = await getFreePort()
-const conf = join(stateDir, 'nginx', 'nginx.conf')
-await writeFile(conf, renderNginxConfig({
-  mode: 'local', upstreams: [replicaPort], rateLimit: false, stateDir, port, statusPort,
-  accessLog: false, workerProcesses: 1, workerRlimitNofile: 4096, workerConnections: 1024
-}))
-const child: ChildProcess = spawn('/bin/sh', ['-c', GUARD, 'nginx-guard', NGINX, '-e', 'stderr', '-p', `${stateDir}/nginx/`, '-c', conf, '-g', 'daemon off;'], { stdio: ['pipe', 'ignore', 'pipe'], cwd: stateDir })
-let stderr = ''
-child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-process.on('exit', () => { try { child.kill('SIGKILL') } catch {} })
-t.teardown(async () => { child.stdin?.end(); await exited })
-for (let i = 0; ; i++) {
-  if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`)
-  try {
-    if ((await fetch(`http://127.0.0.1:${statusPort}/nginx_status`)).status === 200) break
-  } catch {}
-  if (i > 100) throw new Error(`nginx did not start: ${stderr}`)
-  await sleep(50)
-}
-const front = `http://127.0.0.1:${port}`
+// ---- nginx (test/helpers/nginx.ts)
+const ng = await startLocalNginx(join(work, 'state'), { upstreams: [replicaPort], rateLimit: false })
+t.teardown(() => ng.stop())
+const front = ng.front
 
 t.test('clients that abort leave their upstream connections to the next requests', async (t) => {
   // Each client its own connection to nginx, so nginx needs one upstream connection per request.
