@@ -17,6 +17,7 @@ import { BentoCache, bentostore } from 'bentocache'
 import { memoryDriver } from 'bentocache/drivers/memory'
 import { redisDriver } from 'bentocache/drivers/redis'
 import { loadConfig, type Config } from '../src/config.ts'
+import { redisClientOptions } from '../src/plugins/redis.ts'
 import { AnswerLifetimes } from '../src/lib/cached-answer.ts'
 import { BoundedGate } from '../src/lib/bounded-gate.ts'
 import { CircuitBreaker } from '../src/lib/circuit-breaker.ts'
@@ -98,17 +99,7 @@ export function sampleAnswer (userId = 4242): AnswerBody {
 }
 
 /** The ioredis options of src/plugins/redis.ts, from the config. */
-function redisOptions (c: Config): RedisOptions {
-  return {
-    enableAutoPipelining: true,
-    commandTimeout: c.REDIS_COMMAND_TIMEOUT_MS,
-    connectTimeout: c.REDIS_CONNECT_TIMEOUT_MS,
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: false,
-    lazyConnect: false,
-    retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2000)
-  }
-}
+const redisOptions = (c: Config): RedisOptions => redisClientOptions(c)
 
 async function connect (url: string, opts: RedisOptions, name: string): Promise<Redis> {
   const r = new Redis(url, { ...opts, connectionName: name })

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import fastifyRedis from '@fastify/redis'
-import type { Redis } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
 import { Counter, Histogram, type Registry } from 'prom-client'
 import type { Config } from '../config.ts'
 import { redactUrl } from '../lib/redact-url.ts'
@@ -14,13 +14,7 @@ export default fp(async function redisPlugin (app, opts: { config: Config }) {
     await app.register(fastifyRedis, {
       url: c.REDIS_URL,
       closeClient: true,
-      enableAutoPipelining: true,
-      commandTimeout: c.REDIS_COMMAND_TIMEOUT_MS,
-      connectTimeout: c.REDIS_CONNECT_TIMEOUT_MS,
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: false,
-      lazyConnect: false,
-      retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2000)
+      ...redisClientOptions(c)
     })
   } catch (err) {
     throw new Error(`Redis at ${redactUrl(c.REDIS_URL)} is not reachable: ${(err as Error).message}`, { cause: err })
@@ -71,5 +65,19 @@ function measureCommands (redis: Redis, registry: Registry): void {
       )
     }
     return send(cmd, ...rest)
+  }
+}
+
+/** The client's options: every command bounded in time, no queue while disconnected. Exported for
+ *  the cache-layer benchmark, which builds the same client. */
+export function redisClientOptions (c: Config): RedisOptions {
+  return {
+    enableAutoPipelining: true,
+    commandTimeout: c.REDIS_COMMAND_TIMEOUT_MS,
+    connectTimeout: c.REDIS_CONNECT_TIMEOUT_MS,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    lazyConnect: false,
+    retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2000)
   }
 }
