@@ -18,7 +18,7 @@ import { memoryDriver } from 'bentocache/drivers/memory'
 import { redisDriver } from 'bentocache/drivers/redis'
 import { loadConfig, type Config } from '../src/config.ts'
 import { redisClientOptions } from '../src/plugins/redis.ts'
-import { AnswerLifetimes } from '../src/lib/cached-answer.ts'
+import { answerLifetimes, generationTtlMs, l1Options } from '../src/plugins/recommender.ts'
 import { BoundedGate } from '../src/lib/bounded-gate.ts'
 import { CircuitBreaker } from '../src/lib/circuit-breaker.ts'
 import { L1Cache } from '../src/lib/l1-cache.ts'
@@ -67,9 +67,6 @@ const HOT_KEYS = 1000
 const MAX_OPS_PER_LOOP = 20_000_000
 /** past the measured time, how long the last gets may take before the loop is declared stuck */
 const STUCK_AFTER_MS = 15_000
-/** src/plugins/recommender.ts: INVALIDATION_MEMORY_MS and MAX_REMEMBERED_INVALIDATIONS (not exported) */
-const INVALIDATION_MEMORY_MS = 30_000
-const MAX_REMEMBERED_INVALIDATIONS = 1_000_000
 
 /** Which implementation goes first alternates from one run to the next (and from case to case),
  *  also across calls. */
@@ -259,23 +256,15 @@ async function measureOnce (o: CacheLayerOptions): Promise<CacheLayerResult> {
     const bentoRedis = await open('bench-cache-layer-bento')
 
     /* ---- ours: src/plugins/recommender.ts's construction, MySQL and scoring stubbed ---------- */
-    const lifetimes = new AnswerLifetimes({ l2TtlS: c.L2_TTL_S, graceS: c.CACHE_GRACE_S, notFoundTtlMs: c.NOT_FOUND_TTL_MS, ttlJitter: c.CACHE_TTL_JITTER })
-    const l1Of = (maxEntries: number) => new L1Cache({
-      maxEntries,
-      maxBytes: c.L1_MAX_BYTES,
-      ttlMs: c.L1_TTL_MS,
-      graceS: c.CACHE_GRACE_S,
-      invalidationMemoryMs: INVALIDATION_MEMORY_MS,
-      maxRememberedInvalidations: MAX_REMEMBERED_INVALIDATIONS,
-      jitter: (ms) => lifetimes.jitter(ms)
-    })
+    const lifetimes = answerLifetimes(c)
+    const l1Of = (maxEntries: number) => new L1Cache({ ...l1Options(c, lifetimes), maxEntries })
     const l2 = new L2Cache({
       redis: oursRedis,
       breaker: new CircuitBreaker({ name: 'redis', failureThreshold: c.BREAKER_FAILURES, cooldownMs: c.BREAKER_COOLDOWN_MS }),
       keyPrefix: oursPrefix,
       modelVersion: 'bench',
       leaseMs: c.LEASE_MS,
-      generationTtlMs: Math.max(86_400_000, 2 * (c.L2_TTL_S + c.CACHE_GRACE_S) * 1000)
+      generationTtlMs: generationTtlMs(c)
     })
     let oursLoads = 0
     const tierCounts = new Map<Tier | 'ERROR', number>()

@@ -104,23 +104,15 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     help: '1 while the invalidation subscription is confirmed by heartbeats (the LRU is trusted), else 0',
     registers
   })
-  const lifetimes = new AnswerLifetimes({ l2TtlS: c.L2_TTL_S, graceS: c.CACHE_GRACE_S, notFoundTtlMs: c.NOT_FOUND_TTL_MS, ttlJitter: c.CACHE_TTL_JITTER })
-  const l1 = new L1Cache({
-    maxEntries: c.L1_MAX_ENTRIES,
-    maxBytes: c.L1_MAX_BYTES,
-    ttlMs: c.L1_TTL_MS,
-    graceS: c.CACHE_GRACE_S,
-    invalidationMemoryMs: INVALIDATION_MEMORY_MS,
-    maxRememberedInvalidations: MAX_REMEMBERED_INVALIDATIONS,
-    jitter: (ms) => lifetimes.jitter(ms)
-  })
+  const lifetimes = answerLifetimes(c)
+  const l1 = new L1Cache(l1Options(c, lifetimes))
   const l2 = new L2Cache({
     redis: app.redis,
     breaker: breakers.redis,
     keyPrefix: c.REDIS_KEY_PREFIX,
     modelVersion: version,
     leaseMs: c.LEASE_MS,
-    generationTtlMs: Math.max(86_400_000, 2 * (c.L2_TTL_S + c.CACHE_GRACE_S) * 1000),
+    generationTtlMs: generationTtlMs(c),
     onRedisError: (err, op) => {
       redisErrors.inc({ op })
       app.log.debug({ err, op }, 'redis cache operation failed; treated as a miss')
@@ -214,3 +206,26 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     subscriber.disconnect()
   })
 }, { name: 'recommender', dependencies: ['mysql', 'redis', 'scorer', 'stats', 'metrics'] })
+
+/** How long answers live in each tier, from the config. */
+export function answerLifetimes (c: Config): AnswerLifetimes {
+  return new AnswerLifetimes({ l2TtlS: c.L2_TTL_S, graceS: c.CACHE_GRACE_S, notFoundTtlMs: c.NOT_FOUND_TTL_MS, ttlJitter: c.CACHE_TTL_JITTER })
+}
+
+/** The LRU's options as the service builds it (the cache-layer benchmark builds the same). */
+export function l1Options (c: Config, lifetimes: AnswerLifetimes): ConstructorParameters<typeof L1Cache>[0] {
+  return {
+    maxEntries: c.L1_MAX_ENTRIES,
+    maxBytes: c.L1_MAX_BYTES,
+    ttlMs: c.L1_TTL_MS,
+    graceS: c.CACHE_GRACE_S,
+    invalidationMemoryMs: INVALIDATION_MEMORY_MS,
+    maxRememberedInvalidations: MAX_REMEMBERED_INVALIDATIONS,
+    jitter: (ms) => lifetimes.jitter(ms)
+  }
+}
+
+/** A user's generation key outlives every answer written under it. */
+export function generationTtlMs (c: Config): number {
+  return Math.max(86_400_000, 2 * (c.L2_TTL_S + c.CACHE_GRACE_S) * 1000)
+}
