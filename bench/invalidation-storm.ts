@@ -46,7 +46,7 @@ interface Replica { recommender: Recommender, l1: L1Cache, bus: InvalidationBus,
 const lifetimes = new AnswerLifetimes({ l2TtlS: 3600, graceS: 600, notFoundTtlMs: 60_000, ttlJitter: 0.1 })
 const replicas: Replica[] = []
 for (let r = 0; r < REPLICAS; r++) {
-  const l1 = new L1Cache({ maxEntries: entries, maxBytes: 8 * 1024 ** 3, ttlMs: 3_600_000, graceS: 600, invalidationMemoryMs: 30_000, maxRememberedInvalidations: 1_000_000, jitter: (ms) => lifetimes.jitter(ms) })
+  const l1 = new L1Cache({ maxEntries: entries, maxBytes: 8 * 1024 ** 3, ttlMs: 3_600_000, invalidationMemoryMs: 30_000, maxRememberedInvalidations: 1_000_000, jitter: (ms) => lifetimes.jitter(ms) })
   const redis = connect()
   const l2 = new L2Cache({ redis, breaker: new CircuitBreaker({ name: 'redis', failureThreshold: 5, cooldownMs: 1000 }), keyPrefix: prefix, modelVersion: 'bench', leaseMs: 1000, generationTtlMs: 600_000 })
   const replica = { l1, handlerMs: [] as number[] } as Replica

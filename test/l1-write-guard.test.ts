@@ -59,7 +59,7 @@ const answer = (now: number): CachedAnswer => ({ status: 200, body: { head: '{}'
 
 t.test('a fill older than the invalidation memory writes nothing; a storm refuses every earlier fill', async (t) => {
   let clock = 0
-  const l1 = new L1Cache({ maxEntries: 100, maxBytes: 1e6, ttlMs: 60_000, graceS: 60, invalidationMemoryMs: 1000, maxRememberedInvalidations: 3, jitter: (ms) => ms, clock: () => clock })
+  const l1 = new L1Cache({ maxEntries: 100, maxBytes: 1e6, ttlMs: 60_000, invalidationMemoryMs: 1000, maxRememberedInvalidations: 3, jitter: (ms) => ms, clock: () => clock })
   const old = l1.beginFill()
   clock = 1000
   t.notOk(l1.write(1, answer(Date.now()), old), 'as old as the memory: an invalidation it raced may be forgotten')
@@ -75,4 +75,18 @@ t.test('a fill older than the invalidation memory writes nothing; a storm refuse
   t.notOk(l1.write(20, answer(Date.now()), beforeStorm), 'a fill that began before the storm writes nothing, dropped or not')
   clock = 2001
   t.ok(l1.write(20, answer(Date.now()), l1.beginFill()), 'later fills write again')
+})
+
+t.test('an entry is served fresh until its freshness ends, then only as stale-if-error until its grace ends, then never', async (t) => {
+  let now = 1_000_000
+  const l1 = new L1Cache({ maxEntries: 100, maxBytes: 1e6, ttlMs: 600_000, invalidationMemoryMs: 1000, maxRememberedInvalidations: 3, jitter: (ms) => ms, now: () => now })
+  t.ok(l1.write(1, answer(now), l1.beginFill()))
+  t.equal(l1.get(1)?.tier, 'HIT-L1', 'fresh: served as a hit')
+  now += 60_000
+  t.notOk(l1.get(1), 'past freshUntil: not a hit')
+  t.ok(l1.getStale(1), 'within grace: still there for stale-if-error')
+  now += 60_000
+  t.notOk(l1.getStale(1), 'past staleUntil: gone')
+  t.equal(l1.stats.entries, 0, 'and no longer held')
+  t.notOk(l1.write(2, answer(now - 120_000), l1.beginFill()), 'an answer already past its grace is not written')
 })

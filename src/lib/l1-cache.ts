@@ -3,6 +3,8 @@ import { bodyBytes } from '../../workers/answer-body.ts'
 import type { CachedAnswer } from './cached-answer.ts'
 
 interface L1Entry extends CachedAnswer {
+  /** an entry is served fresh as a HIT-L1: tagged once here, so a hit copies nothing */
+  readonly tier: 'HIT-L1'
   /** fresh for this process's LRU (never beyond freshUntil) */
   l1FreshUntil: number
   /** the trust epoch of the fill that wrote it; fresh only while that epoch lasts */
@@ -16,7 +18,6 @@ export interface L1CacheOptions {
   maxEntries: number
   maxBytes: number
   ttlMs: number
-  graceS: number
   /** how long an invalidation is remembered; a fill older than this writes nothing */
   invalidationMemoryMs: number
   /** past this many remembered users, forget them all and refuse every older fill instead */
@@ -53,17 +54,15 @@ export class L1Cache {
     this.lru = new LRUCache<number, L1Entry>({
       max: opts.maxEntries,
       maxSize: opts.maxBytes,
-      sizeCalculation: (v) => bodyBytes(v.body) + 200,
-      // Entries live until their grace period ends so they can serve stale-if-error; freshness
-      // is checked on read.
-      ttl: opts.ttlMs + opts.graceS * 1000,
-      ttlAutopurge: false,
-      updateAgeOnGet: false
+      sizeCalculation: (v) => bodyBytes(v.body) + 200
+      // No TTL here: freshness and grace are read from the entry's own times (get, getStale), and
+      // the LRU's bounds hold whatever has expired until it is read or evicted. Its TTL would cost
+      // a clock read and a timer on every hit, to say again what the entry says.
     })
   }
 
   /** A fresh entry written in the current trust epoch while trusted, or undefined. */
-  get (userId: number): CachedAnswer | undefined {
+  get (userId: number): (CachedAnswer & { readonly tier: 'HIT-L1' }) | undefined {
     const e = this.lru.get(userId)
     if (e && this.trusted && e.epoch === this.epoch && this.now() < e.l1FreshUntil) return e
     return undefined
@@ -73,7 +72,10 @@ export class L1Cache {
    *  dependencies fail. */
   getStale (userId: number): CachedAnswer | undefined {
     const e = this.lru.get(userId)
-    return e && this.now() < e.staleUntil ? e : undefined
+    if (e === undefined) return undefined
+    if (this.now() < e.staleUntil) return e
+    this.lru.delete(userId)
+    return undefined
   }
 
   /** Taken when a fill starts, before it reads anything. */
@@ -90,10 +92,9 @@ export class L1Cache {
     const dropped = this.invalidatedAt.get(userId)
     if (dropped !== undefined && dropped >= ticket.startedAt) return false
     const now = this.now()
-    const ttl = answer.staleUntil - now
-    if (ttl <= 0) return false
+    if (answer.staleUntil <= now) return false
     const l1FreshUntil = Math.min(answer.freshUntil, now + this.opts.jitter(this.opts.ttlMs))
-    this.lru.set(userId, { ...answer, l1FreshUntil, epoch: ticket.epoch }, { ttl })
+    this.lru.set(userId, { status: answer.status, body: answer.body, freshUntil: answer.freshUntil, staleUntil: answer.staleUntil, tier: 'HIT-L1', l1FreshUntil, epoch: ticket.epoch })
     return true
   }
 

@@ -70,12 +70,23 @@ export class Recommender {
 
   /** The one tier-decision path: single reads and every id of a batch go through it. */
   async get (userId: number, timing?: ServerTiming): Promise<Answer> {
+    return this.cached(userId) ?? await this.load(userId, timing)
+  }
+
+  /** A fresh answer from this replica's LRU, counted like any answer, or undefined. Synchronous, so
+   *  that GET /recommend/:id serves a hit without a promise (see routes/recommend.ts). */
+  cached (userId: number): Answer | undefined {
     const start = performance.now()
     const hit = this.deps.l1.get(userId)
-    if (hit) {
-      this.deps.onAnswer?.('HIT-L1', hit.status, performance.now() - start)
-      return { ...hit, tier: 'HIT-L1' }
-    }
+    if (hit === undefined) return undefined
+    this.deps.onAnswer?.('HIT-L1', hit.status, performance.now() - start)
+    return hit
+  }
+
+  /** Everything past the LRU: the fill (shared by concurrent requests), within the miss timeout,
+   *  else the stale or fallback answer. */
+  async load (userId: number, timing?: ServerTiming): Promise<Answer> {
+    const start = performance.now()
     const { promise, shared } = this.flight.do(userId, () => this.fill(userId, timing))
     let answer: Answer
     try {

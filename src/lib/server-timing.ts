@@ -12,8 +12,11 @@ export class ServerTiming {
   }
 
   add (name: string, ms: number): void {
-    this.parts.push(`${name};dur=${ms.toFixed(2)}`)
+    this.parts.push(ServerTiming.only(name, ms))
   }
+
+  /** The header for a single duration, without a collector. */
+  static only (name: string, ms: number): string { return `${name};dur=${ms.toFixed(2)}` }
 
   toString (): string { return this.parts.join(', ') }
 }

@@ -8,6 +8,7 @@ import { AnswerLifetimes } from '../lib/cached-answer.ts'
 import { L1Cache } from '../lib/l1-cache.ts'
 import { L2Cache } from '../lib/l2-cache.ts'
 import { Counter, Gauge, Histogram } from 'prom-client'
+import { SeriesCounter, SeriesHistogram, type CounterSeries, type HistogramSeries } from '../lib/prom-series.ts'
 import { Recommender } from '../lib/recommender.ts'
 import { UserStore } from '../lib/user-store.ts'
 import { RecError } from '../lib/errors.ts'
@@ -54,28 +55,26 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
   }
   const redisErrors = new Counter({ name: 'recsvc_redis_errors_total', help: 'Redis cache operations that failed', labelNames: ['op'], registers })
   const scorings = new Counter({ name: 'recsvc_scorings_total', help: 'users scored in the worker pool', registers })
-  const answers = new Counter({
+  const answers = new SeriesCounter({
     name: 'recsvc_answers_total',
     help: 'recommendation answers (single and each id of a batch) by the tier that answered and their HTTP status',
     labelNames: ['tier', 'status'],
     registers
   })
-  const answerSeconds = new Histogram({
+  const answerSeconds = new SeriesHistogram({
     name: 'recsvc_answer_duration_seconds',
     help: 'time to an answer, by the tier that gave it',
     labelNames: ['tier'],
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers
   })
-  // Label children looked up once: the L1 path runs this for every request.
-  const answerSeries = new Map<string, { count: Counter.Internal, time: Histogram.Internal<string> }>()
+  // tier → status → series: the L1 path runs this for every request.
+  const answerSeries = new Map<string, Map<number, { count: CounterSeries, time: HistogramSeries }>>()
   const onAnswer = (tier: string, status: number, ms: number) => {
-    const key = `${tier} ${status}`
-    let series = answerSeries.get(key)
-    if (series === undefined) {
-      series = { count: answers.labels(tier, String(status)), time: answerSeconds.labels(tier) }
-      answerSeries.set(key, series)
-    }
+    let byStatus = answerSeries.get(tier)
+    if (byStatus === undefined) answerSeries.set(tier, byStatus = new Map())
+    let series = byStatus.get(status)
+    if (series === undefined) byStatus.set(status, series = { count: answers.series(tier, String(status)), time: answerSeconds.series(tier) })
     series.count.inc()
     series.time.observe(ms / 1000)
   }
@@ -218,7 +217,6 @@ export function l1Options (c: Config, lifetimes: AnswerLifetimes): ConstructorPa
     maxEntries: c.L1_MAX_ENTRIES,
     maxBytes: c.L1_MAX_BYTES,
     ttlMs: c.L1_TTL_MS,
-    graceS: c.CACHE_GRACE_S,
     invalidationMemoryMs: INVALIDATION_MEMORY_MS,
     maxRememberedInvalidations: MAX_REMEMBERED_INVALIDATIONS,
     jitter: (ms) => lifetimes.jitter(ms)

@@ -1,0 +1,116 @@
+import type { Registry } from 'prom-client'
+
+// Histograms and counters whose labelled series are resolved once, so that an observation on the
+// request path is an array increment. prom-client validates and hashes the labels on every
+// observation, even through a `labels()` child: the three per request of an LRU hit were about 8 %
+// of its main-thread CPU (bench/README.md). What these expose is prom-client's own text: they are
+// registered on its registry, which formats what `get()` returns as it formats its own metrics.
+
+interface SeriesValue { labels: Record<string, string | number>, sharedLabels: Record<string, string>, value: number, metricName: string }
+
+abstract class SeriesMetric<L extends string, S extends { reset(): void }> {
+  abstract readonly type: 'histogram' | 'counter'
+  readonly aggregator = 'sum'
+  private readonly all = new Map<string, { labels: Record<string, string>, s: S }>()
+
+  constructor (readonly name: string, readonly help: string, private readonly labelNames: readonly L[], registers: Registry[]) {
+    for (const r of registers) r.registerMetric(this as never)
+  }
+
+  /** The series for these label values, in `labelNames` order: look it up once, then use it. */
+  series (...values: string[]): S {
+    const key = values.join('\u0000')
+    let entry = this.all.get(key)
+    if (entry === undefined) {
+      if (values.length !== this.labelNames.length) throw new Error(`${this.name}: expected labels ${this.labelNames.join(', ')}`)
+      entry = { labels: Object.fromEntries(this.labelNames.map((n, i) => [n, values[i] as string])), s: this.create() }
+      this.all.set(key, entry)
+    }
+    return entry.s
+  }
+
+  protected abstract create (): S
+  protected abstract values (s: S, labels: Record<string, string>): SeriesValue[]
+
+  get (): { name: string, help: string, type: string, aggregator: string, values: SeriesValue[] } {
+    const values = [...this.all.values()].flatMap((e) => this.values(e.s, e.labels))
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+
+  reset (): void {
+    for (const e of this.all.values()) e.s.reset()
+  }
+}
+
+export class HistogramSeries {
+  /** per bucket, not cumulative; past the last bound only `count` grows (the +Inf bucket) */
+  readonly counts: Float64Array
+  sum = 0
+  count = 0
+
+  constructor (private readonly bounds: readonly number[]) {
+    this.counts = new Float64Array(bounds.length)
+  }
+
+  observe (value: number): void {
+    const b = this.bounds
+    for (let i = 0; i < b.length; i++) {
+      if (value <= b[i]!) { this.counts[i]!++; break }
+    }
+    this.sum += value
+    this.count++
+  }
+
+  reset (): void {
+    this.counts.fill(0)
+    this.sum = 0
+    this.count = 0
+  }
+}
+
+export class SeriesHistogram<L extends string> extends SeriesMetric<L, HistogramSeries> {
+  readonly type = 'histogram'
+  private readonly bounds: readonly number[]
+
+  constructor (o: { name: string, help: string, labelNames: readonly L[], buckets: readonly number[], registers: Registry[] }) {
+    super(o.name, o.help, o.labelNames, o.registers)
+    this.bounds = [...o.buckets].sort((a, b) => a - b)
+  }
+
+  protected create (): HistogramSeries { return new HistogramSeries(this.bounds) }
+
+  protected values (s: HistogramSeries, labels: Record<string, string>): SeriesValue[] {
+    const bucket = `${this.name}_bucket`
+    let acc = 0
+    const out: SeriesValue[] = this.bounds.map((le, i) => {
+      acc += s.counts[i]!
+      return { labels: { le }, sharedLabels: labels, value: acc, metricName: bucket }
+    })
+    out.push(
+      { labels: { le: '+Inf' }, sharedLabels: labels, value: s.count, metricName: bucket },
+      { labels: {}, sharedLabels: labels, value: s.sum, metricName: `${this.name}_sum` },
+      { labels: {}, sharedLabels: labels, value: s.count, metricName: `${this.name}_count` }
+    )
+    return out
+  }
+}
+
+export class CounterSeries {
+  value = 0
+  inc (n = 1): void { this.value += n }
+  reset (): void { this.value = 0 }
+}
+
+export class SeriesCounter<L extends string> extends SeriesMetric<L, CounterSeries> {
+  readonly type = 'counter'
+
+  constructor (o: { name: string, help: string, labelNames: readonly L[], registers: Registry[] }) {
+    super(o.name, o.help, o.labelNames, o.registers)
+  }
+
+  protected create (): CounterSeries { return new CounterSeries() }
+
+  protected values (s: CounterSeries, labels: Record<string, string>): SeriesValue[] {
+    return [{ labels: {}, sharedLabels: labels, value: s.value, metricName: this.name }]
+  }
+}
