@@ -63,6 +63,10 @@ export class Recommender {
   private readonly flight = new SingleFlight<number, Answer>()
   private readonly refreshes = new SingleFlight<number, Answer>()
   private readonly now: () => number
+  /** Lease tokens need only be unique while a lease lives: one random prefix per process and a
+   *  counter, not a UUID per fill (every Redis lookup sends one). */
+  private readonly leasePrefix = `${randomUUID()}:`
+  private leases = 0
 
   constructor (private readonly deps: RecommenderDeps) {
     this.now = deps.now ?? Date.now
@@ -156,7 +160,7 @@ export class Recommender {
   private async fill (userId: number, timing?: ServerTiming): Promise<Answer> {
     // Before anything is read: what the fill writes back is judged against this moment and epoch.
     const ticket = this.deps.l1.beginFill()
-    const token = randomUUID()
+    const token = `${this.leasePrefix}${++this.leases}`
     const stale = this.deps.l1.getStale(userId)
     const found = await measure(timing, 'l2', () => this.deps.l2.lookup(userId, token))
     const now = this.now()
