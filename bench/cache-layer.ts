@@ -291,7 +291,7 @@ async function measureOnce (o: CacheLayerOptions): Promise<CacheLayerResult> {
       weights: { searchBase: c.SEARCH_BASE, searchHalfLifeDays: c.SEARCH_HALF_LIFE_DAYS, purchaseBase: c.PURCHASE_BASE, purchaseHalfLifeDays: c.PURCHASE_HALF_LIFE_DAYS },
       modelVersion: 'bench',
       leaseWaitMs: c.LEASE_WAIT_MS,
-      // The app counts and times every answer in prom-client here; this only counts tiers.
+      // The app counts and times every answer here (lib/prom-series.ts); this only counts tiers.
       onAnswer: (tier) => { tierCounts.set(tier, (tierCounts.get(tier) ?? 0) + 1) }
     } satisfies RecommenderDeps)
     const oursFull = recommenderWith(l1Of(c.L1_MAX_ENTRIES))
@@ -410,7 +410,7 @@ async function measureOnce (o: CacheLayerOptions): Promise<CacheLayerResult> {
     }
 
     notes.push(
-      'ours = Recommender.get (src/lib/recommender.ts), the one read path of GET /recommend/:id, over the real L1Cache, L2Cache, SingleFlight, BoundedGate and CircuitBreaker with the defaults of src/config.ts; only UserStore.loadUser (no MySQL: a resolved empty history) and the scorer (no worker: the answer after `await Promise.resolve()`) are stubbed, and prom-client metrics in onAnswer are left out.',
+      'ours = Recommender.get (src/lib/recommender.ts: cached, then load, the read path of GET /recommend/:id and of batches), over the real L1Cache, L2Cache, SingleFlight, BoundedGate and CircuitBreaker with the defaults of src/config.ts; only UserStore.loadUser (no MySQL: a resolved empty history) and the scorer (no worker: the answer after `await Promise.resolve()`) are stubbed, and the metrics in onAnswer are left out.',
       'bento = BentoCache.getOrSet (its read-through call; a plain get has no loader) with the loader `async () => { await Promise.resolve(); return value }`.',
       'L1 hit: 1000 keys already in both L1s, read round robin. ours: L1Cache.get (freshness, trust epoch) and a shallow copy with the tier. bento: memory driver get + JSON.parse of the serialized entry (serialize: true is its default and the only way to bound bytes like our L1_MAX_BYTES); the unserialized variant is in the row notes.',
       'L2 hit: the same 1000 keys in Redis, L1 reduced to 1 entry for both (ours: L1_MAX_ENTRIES=1 as bench scenario l2-only does; bento: memoryDriver maxItems 1), so both still write each L2 hit into their L1 as in production. ours: SingleFlight + miss timeout timer + one EVALSHA (generation check; a lease only when not fresh) + decode by slicing + L1 write. bento: per-key lock + GET + JSON.parse + L1 set. The L2-only bento store is in the row notes.',
