@@ -1,44 +1,54 @@
 import type { Registry } from 'prom-client'
 
-// Histograms and counters whose labelled series are resolved once, so that an observation on the
-// request path is an array increment. prom-client validates and hashes the labels on every
-// observation, even through a `labels()` child: the three per request of an LRU hit were about 8 %
-// of its main-thread CPU (bench/README.md). What these expose is prom-client's own text: they are
-// registered on its registry, which formats what `get()` returns as it formats its own metrics.
+// Histograms and counters whose labelled series are found through one Map per label (no key is
+// built or hashed), so that an observation on the request path is a lookup and an array increment.
+// prom-client validates and hashes the labels on every observation, even through a `labels()`
+// child: the three per request of an LRU hit were about 8 % of its main-thread CPU
+// (bench/README.md). What these expose is prom-client's own text: they are registered on its
+// registry, which formats what `get()` returns as it formats its own metrics.
 
 interface SeriesValue { labels: Record<string, string | number>, sharedLabels: Record<string, string>, value: number, metricName: string }
 
 abstract class SeriesMetric<L extends string, S extends { reset(): void }> {
   abstract readonly type: 'histogram' | 'counter'
   readonly aggregator = 'sum'
-  private readonly all = new Map<string, { labels: Record<string, string>, s: S }>()
+  private readonly all: Array<{ labels: Record<string, string>, s: S }> = []
+  /** label values, one Map level per label, down to the series: a lookup builds no key */
+  private readonly index = new Map<string, unknown>()
 
   constructor (readonly name: string, readonly help: string, private readonly labelNames: readonly L[], registers: Registry[]) {
     for (const r of registers) r.registerMetric(this as never)
   }
 
-  /** The series for these label values, in `labelNames` order: look it up once, then use it. */
+  /** The series for these label values, in `labelNames` order. */
   series (...values: string[]): S {
-    const key = values.join('\u0000')
-    let entry = this.all.get(key)
-    if (entry === undefined) {
-      if (values.length !== this.labelNames.length) throw new Error(`${this.name}: expected labels ${this.labelNames.join(', ')}`)
-      entry = { labels: Object.fromEntries(this.labelNames.map((n, i) => [n, values[i] as string])), s: this.create() }
-      this.all.set(key, entry)
+    if (values.length !== this.labelNames.length) throw new Error(`${this.name}: expected labels ${this.labelNames.join(', ')}`)
+    let level = this.index
+    for (let i = 0; i < values.length - 1; i++) {
+      let next = level.get(values[i]!) as Map<string, unknown> | undefined
+      if (next === undefined) level.set(values[i]!, next = new Map())
+      level = next
     }
-    return entry.s
+    const last = values[values.length - 1]!
+    let s = level.get(last) as S | undefined
+    if (s === undefined) {
+      s = this.create()
+      level.set(last, s)
+      this.all.push({ labels: Object.fromEntries(this.labelNames.map((n, i) => [n, values[i] as string])), s })
+    }
+    return s
   }
 
   protected abstract create (): S
   protected abstract values (s: S, labels: Record<string, string>): SeriesValue[]
 
   get (): { name: string, help: string, type: string, aggregator: string, values: SeriesValue[] } {
-    const values = [...this.all.values()].flatMap((e) => this.values(e.s, e.labels))
+    const values = this.all.flatMap((e) => this.values(e.s, e.labels))
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }
 
   reset (): void {
-    for (const e of this.all.values()) e.s.reset()
+    for (const e of this.all) e.s.reset()
   }
 }
 

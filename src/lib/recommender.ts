@@ -72,7 +72,8 @@ export class Recommender {
     this.now = deps.now ?? Date.now
   }
 
-  /** The one tier-decision path: single reads and every id of a batch go through it. */
+  /** The one tier-decision path (`cached`, then `load`): every id of a batch goes through it, and
+   *  GET /recommend/:id calls the two parts itself so that a hit needs no promise. */
   async get (userId: number, timing?: ServerTiming): Promise<Answer> {
     return this.cached(userId) ?? await this.load(userId, timing)
   }

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import fastifyMetricsModule from 'fastify-metrics'
 import client from 'prom-client'
 import { performance } from 'node:perf_hooks'
-import { SeriesHistogram, type HistogramSeries } from '../lib/prom-series.ts'
+import { SeriesHistogram } from '../lib/prom-series.ts'
 
 // fastify-metrics is CommonJS with an `exports.default`; under NodeNext the default import is the
 // module object.
@@ -34,8 +34,8 @@ export default fp(async function metricsPlugin (app) {
   // fastify-metrics for Node's default metrics only. Its per-route histogram cost about 14 µs of
   // main-thread CPU per request (a WeakMap entry and an hrtime timer per request, a labels object
   // hashed and sorted on every observation): 14 % of an LRU hit at a fixed 5,000 req/s
-  // (bench/README.md). The same series, by the same name, labels and buckets, is kept below, each
-  // resolved once (lib/prom-series.ts).
+  // (bench/README.md). The same series, by the same name, labels and buckets, is kept below
+  // (lib/prom-series.ts).
   await app.register(fastifyMetrics, {
     endpoint: null,
     promClient: client,
@@ -53,22 +53,11 @@ export default fp(async function metricsPlugin (app) {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry]
   })
-  // method → route → status → series: nothing is built or hashed per request.
-  const routeSeries = new Map<string, Map<string, Map<number, HistogramSeries>>>()
-  const seriesFor = (method: string, route: string, status: number): HistogramSeries => {
-    let byRoute = routeSeries.get(method)
-    if (byRoute === undefined) routeSeries.set(method, byRoute = new Map())
-    let byStatus = byRoute.get(route)
-    if (byStatus === undefined) byRoute.set(route, byStatus = new Map())
-    let series = byStatus.get(status)
-    if (series === undefined) byStatus.set(status, series = routeDuration.series(method, route, String(status)))
-    return series
-  }
   app.addHook('onResponse', (req, reply, done) => {
     // Registered routes only (the not-found handler has no route url), as fastify-metrics did,
     // and not the methods it left out.
     const route = req.routeOptions.url
-    if (route !== undefined && !UNTIMED_METHODS.has(req.method)) seriesFor(req.method, route, reply.statusCode).observe(reply.elapsedTime / 1000)
+    if (route !== undefined && !UNTIMED_METHODS.has(req.method)) routeDuration.series(req.method, route, String(reply.statusCode)).observe(reply.elapsedTime / 1000)
     done()
   })
 

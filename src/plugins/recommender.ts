@@ -8,7 +8,7 @@ import { AnswerLifetimes } from '../lib/cached-answer.ts'
 import { L1Cache } from '../lib/l1-cache.ts'
 import { L2Cache } from '../lib/l2-cache.ts'
 import { Counter, Gauge, Histogram } from 'prom-client'
-import { SeriesCounter, SeriesHistogram, type CounterSeries, type HistogramSeries } from '../lib/prom-series.ts'
+import { SeriesCounter, SeriesHistogram } from '../lib/prom-series.ts'
 import { Recommender } from '../lib/recommender.ts'
 import { UserStore } from '../lib/user-store.ts'
 import { RecError } from '../lib/errors.ts'
@@ -68,15 +68,9 @@ export default fp(async function recommenderPlugin (app, opts: { config: Config 
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers
   })
-  // tier → status → series: the L1 path runs this for every request.
-  const answerSeries = new Map<string, Map<number, { count: CounterSeries, time: HistogramSeries }>>()
   const onAnswer = (tier: string, status: number, ms: number) => {
-    let byStatus = answerSeries.get(tier)
-    if (byStatus === undefined) answerSeries.set(tier, byStatus = new Map())
-    let series = byStatus.get(status)
-    if (series === undefined) byStatus.set(status, series = { count: answers.series(tier, String(status)), time: answerSeconds.series(tier) })
-    series.count.inc()
-    series.time.observe(ms / 1000)
+    answers.series(tier, String(status)).inc()
+    answerSeconds.series(tier).observe(ms / 1000)
   }
   const backgroundFailures = new Counter({
     name: 'recsvc_background_failures_total',
